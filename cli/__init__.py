@@ -1,0 +1,1 @@
+"""The ``reportcycle`` command line."""

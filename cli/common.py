@@ -1,0 +1,49 @@
+"""What every command shares: settings that fail with a readable message, the console."""
+
+from __future__ import annotations
+
+import sys
+
+import sqlalchemy as sa
+from pydantic import ValidationError
+from rich.console import Console
+
+from config.settings import ENV_PREFIX, Settings, get_settings
+
+console = Console(highlight=False, soft_wrap=True)
+errors = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def fail(message: str, code: int = 1) -> None:
+    errors.print(f"error: {message}", markup=False)
+    raise SystemExit(code)
+
+
+def load_settings() -> Settings:
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            name = ENV_PREFIX + "_".join(str(part) for part in error["loc"]).upper()
+            problems.append(f"{name}: {error['msg']}")
+        fail("invalid settings:\n  " + "\n  ".join(problems))
+        raise AssertionError("unreachable") from exc
+
+
+def ready_engine() -> sa.Engine:
+    """The settings' database, migrated to the current schema."""
+    from models.db import ensure_schema, get_engine
+
+    settings = load_settings()
+    settings.ensure_data_dir()
+    engine = get_engine(settings.sqlalchemy_url)
+    try:
+        ensure_schema(engine)
+    except sa.exc.OperationalError as exc:
+        fail(f"cannot reach the database: {exc.orig}")
+    return engine
+
+
+def is_tty() -> bool:
+    return sys.stdout.isatty()

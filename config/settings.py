@@ -1,0 +1,125 @@
+"""The one settings object.
+
+Everything configurable comes from the environment (prefix ``REPORTCYCLE_``) and is validated
+when the object is built, so a bad value fails at start with a message naming the variable,
+not halfway through a reporting cycle.
+"""
+
+from __future__ import annotations
+
+import functools
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import platformdirs
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+ENV_PREFIX = "REPORTCYCLE_"
+
+
+class Mode(StrEnum):
+    """Embedded: one machine, SQLite, no services. Server: PostgreSQL, Redis, compose."""
+
+    EMBEDDED = "embedded"
+    SERVER = "server"
+
+
+def _default_data_dir() -> Path:
+    return Path(platformdirs.user_data_dir("reportcycle", appauthor=False))
+
+
+def _int_list(value: object) -> object:
+    # "30,7" in the environment reads as [30, 7]; JSON lists are accepted too.
+    if isinstance(value, str):
+        text = value.strip().strip("[]")
+        return [int(part) for part in text.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, extra="ignore", validate_default=True, frozen=True
+    )
+
+    mode: Mode = Mode.EMBEDDED
+    data_dir: Path = Field(default_factory=_default_data_dir)
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default: SQLite file in the data directory"
+    )
+    broker_url: str | None = Field(
+        default=None,
+        description="Celery broker URL (redis://…); default: a filesystem broker under the "
+        "data directory, which needs no server",
+    )
+    base_url: str = Field(
+        default="http://127.0.0.1:8000", description="Public address of the web app"
+    )
+    mail_url: SecretStr | None = Field(
+        default=None,
+        description="Apprise mailto:// or mailtos:// URL without recipients; unset: .eml outbox",
+    )
+    mail_from: str = "reportcycle@localhost"
+    outbox_dir: Path | None = Field(default=None, description="default: outbox/ in data dir")
+    secret_key: SecretStr | None = Field(
+        default=None, description="Signs web sessions; required in server mode"
+    )
+    timezone: str = "Pacific/Auckland"
+    milestone_reminder_days: Annotated[list[int], NoDecode] = Field(default=[30, 7])
+    deadline_reminder_days: Annotated[list[int], NoDecode] = Field(default=[14, 7, 1])
+    escalation_interval_days: int = Field(default=7, ge=1)
+    quiet_hours_start: int = Field(default=18, ge=0, le=23, description="local hour")
+    quiet_hours_end: int = Field(default=8, ge=0, le=23, description="local hour")
+    sweep_interval_seconds: int = Field(default=300, ge=10)
+    token_grace_days: int = Field(default=14, ge=0)
+    log_json: bool = False
+
+    _check_days = field_validator(
+        "milestone_reminder_days", "deadline_reminder_days", mode="before"
+    )(_int_list)
+
+    @field_validator("milestone_reminder_days", "deadline_reminder_days")
+    @classmethod
+    def _positive_days(cls, value: list[int]) -> list[int]:
+        if any(day < 0 for day in value):
+            raise ValueError("reminder offsets are days before, so they cannot be negative")
+        return sorted(set(value), reverse=True)
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_base_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.data_dir / 'reportcycle.db'}"
+
+    @property
+    def outbox_path(self) -> Path:
+        return self.outbox_dir or self.data_dir / "outbox"
+
+    def ensure_data_dir(self) -> Path:
+        """Create the data directory on first use (owner-only, it may hold a secret key)."""
+        self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return self.data_dir
+
+
+@functools.cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,54 @@
+"""Time comes from a clock passed in, so tests and the demo can move through a whole year."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+Clock = Callable[[], datetime]
+
+
+def system_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+def fixed_clock(at: datetime) -> Clock:
+    if at.tzinfo is None:
+        raise ValueError("a clock needs an aware datetime")
+    return lambda: at
+
+
+class SimulatedClock:
+    """A clock the caller moves by hand (the demo and the tests)."""
+
+    def __init__(self, start: datetime) -> None:
+        if start.tzinfo is None:
+            raise ValueError("a clock needs an aware datetime")
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, delta: timedelta) -> None:
+        self.now += delta
+
+    def set(self, at: datetime) -> None:
+        if at.tzinfo is None:
+            raise ValueError("a clock needs an aware datetime")
+        self.now = at
+
+
+def parse_instant(text: str, tz: str = "Pacific/Auckland", default_hour: int = 9) -> datetime:
+    """Read an ISO 8601 date-time for ``--now``. A date alone means 09:00 local time;
+    a date-time without an offset is local time."""
+    zone = ZoneInfo(tz)
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise ValueError(f"not an ISO 8601 date or date-time: {text!r}") from exc
+    if len(text.strip()) == 10:  # a date alone
+        parsed = datetime.combine(date.fromisoformat(text), time(default_hour), zone)
+    elif parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=zone)
+    return parsed.astimezone(UTC)

@@ -27,8 +27,7 @@ def info() -> None:
     console.print(f"mode:           {settings.mode.value}")
     console.print(f"data directory: {settings.data_dir}")
     console.print(
-        "database:       "
-        + make_url(settings.sqlalchemy_url).render_as_string(hide_password=True)
+        "database:       " + make_url(settings.sqlalchemy_url).render_as_string(hide_password=True)
     )
     console.print(f"outbox:         {settings.outbox_path}")
     console.print(f"base URL:       {settings.base_url}")

@@ -35,7 +35,9 @@ def _quarter(year: int, first: int, last: int) -> tuple[date, date]:
 
 def parse_period(text: str) -> Period:
     phrase = " ".join(text.split())
-    if m := re.fullmatch(r"(?i)(?:quarter\s*|q)([1-4])(?:\s*[-–—]\s*(?:q)?([1-4]))?\s+(\d{4})", phrase):
+    if m := re.fullmatch(
+        r"(?i)(?:quarter\s*|q)([1-4])(?:\s*[-–—]\s*(?:q)?([1-4]))?\s+(\d{4})", phrase
+    ):
         first, last = int(m[1]), int(m[2] or m[1])
         start, end = _quarter(int(m[3]), first, last)
         return Period(text, start, end)

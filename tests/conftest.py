@@ -16,8 +16,8 @@ from models.db import make_engine, upgrade
 from tests.services import scratch_postgres_database
 
 BACKENDS = ["sqlite", "postgresql"]
-REPORT_2021 = Path(__file__).resolve().parent.parent / "models" / "data" / (
-    "nz-plan-of-action-2021.txt"
+REPORT_2021 = (
+    Path(__file__).resolve().parent.parent / "models" / "data" / ("nz-plan-of-action-2021.txt")
 )
 
 
@@ -72,9 +72,7 @@ def db_url(backend: str, tmp_path: Path) -> Iterator[str]:
 
 
 @pytest.fixture
-def env(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, db_url: str
-) -> Iterator[dict[str, str]]:
+def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, db_url: str) -> Iterator[dict[str, str]]:
     """Settings pointing at a temporary data directory and a fresh database."""
     values = {
         "REPORTCYCLE_DATA_DIR": str(tmp_path / "data"),

@@ -65,6 +65,9 @@ class AccessToken(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     update_request_id: int = Field(foreign_key="updaterequest.id", index=True)
     token_hash: str = Field(max_length=64, unique=True)
+    # The message that carried this link, if any: each mail gets its own link, and a retried
+    # send revokes the link of its failed attempt.
+    notification_id: int | None = Field(default=None, foreign_key="notification.id")
     created_at: datetime = Field(default_factory=utcnow)
     expires_at: datetime | None = Field(
         default=None, description="None: valid until the cycle closes plus the grace period"

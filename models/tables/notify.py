@@ -29,6 +29,11 @@ class Notification(SQLModel, table=True):
     cycle_id: int | None = Field(default=None, foreign_key="cycle.id", index=True)
     agency_id: int | None = Field(default=None, foreign_key="agency.id", index=True)
     contact_id: int | None = Field(default=None, foreign_key="contact.id", index=True)
+    # "email": the contact's address through REPORTCYCLE_MAIL_URL (or the outbox);
+    # "notify_url": the contact's extra Apprise URL, read at send time and never copied.
+    channel: str = Field(default="email", max_length=16)
+    # For people and logs: an email address, or "notify-url of contact 7". Never a URL.
+    recipient: str = Field(max_length=320)
     # What the message is about, by id, so the task can re-read and render it.
     context: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)
     state: DeliveryState = Field(default=DeliveryState.PENDING, sa_type=enum_type(DeliveryState))

@@ -1,0 +1,72 @@
+"""Tokenised links: 256-bit random tokens, stored only as their SHA-256.
+
+A token is scoped to one update request (one agency, one cycle). It stops working when it is
+revoked, re-issued, past its own expiry, or when its cycle has closed and the grace period
+has passed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import datetime, timedelta
+
+from sqlmodel import Session, select
+
+from models.tables import AccessToken, Cycle, UpdateRequest
+
+TOKEN_BYTES = 32  # 256 bits
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("ascii", errors="replace")).hexdigest()
+
+
+def new_token() -> tuple[str, str]:
+    """A fresh token and its hash. Only the hash is ever stored."""
+    token = secrets.token_urlsafe(TOKEN_BYTES)
+    return token, hash_token(token)
+
+
+def issue_token(session: Session, request: UpdateRequest, now: datetime) -> str:
+    """Revoke the request's live tokens and issue a new one; return the token (once)."""
+    assert request.id is not None
+    for live in session.exec(
+        select(AccessToken).where(
+            AccessToken.update_request_id == request.id,
+            AccessToken.revoked_at.is_(None),  # type: ignore[union-attr]
+        )
+    ):
+        live.revoked_at = now
+        session.add(live)
+    token, digest = new_token()
+    session.add(AccessToken(update_request_id=request.id, token_hash=digest, created_at=now))
+    session.flush()
+    return token
+
+
+def resolve_token(
+    session: Session, token: str, now: datetime, grace: timedelta
+) -> tuple[AccessToken, UpdateRequest, Cycle] | None:
+    """The live token, its request and cycle; None when unknown, revoked or expired.
+
+    The caller must answer every None the same way (no oracle between "never existed" and
+    "expired")."""
+    if not token or len(token) > 128:
+        return None
+    row = session.exec(
+        select(AccessToken, UpdateRequest, Cycle)
+        .join(UpdateRequest, UpdateRequest.id == AccessToken.update_request_id)  # type: ignore[arg-type]
+        .join(Cycle, Cycle.id == UpdateRequest.cycle_id)  # type: ignore[arg-type]
+        .where(AccessToken.token_hash == hash_token(token))
+    ).first()
+    if row is None:
+        return None
+    access, request, cycle = row
+    if access.revoked_at is not None:
+        return None
+    if access.expires_at is not None and now >= access.expires_at:
+        return None
+    if cycle.closed_at is not None and now >= cycle.closed_at + grace:
+        return None
+    return access, request, cycle

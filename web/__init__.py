@@ -1,0 +1,1 @@
+"""The FastAPI app: the tokenised agency form and the coordinator dashboard."""

@@ -28,19 +28,41 @@ def new_token() -> tuple[str, str]:
     return token, hash_token(token)
 
 
-def issue_token(session: Session, request: UpdateRequest, now: datetime) -> str:
-    """Revoke the request's live tokens and issue a new one; return the token (once)."""
+def issue_token(
+    session: Session,
+    request: UpdateRequest,
+    now: datetime,
+    *,
+    notification_id: int | None = None,
+    revoke_all: bool = False,
+) -> str:
+    """Add a live token for ``request`` and return it (the only time it is seen in clear).
+
+    Each message carries its own link, so earlier links keep working until the cycle closes.
+    A retried send of the same notification revokes the link of its failed attempt;
+    ``revoke_all`` (a coordinator's re-issue) makes every earlier link stop working."""
     assert request.id is not None
-    for live in session.exec(
-        select(AccessToken).where(
-            AccessToken.update_request_id == request.id,
-            AccessToken.revoked_at.is_(None),  # type: ignore[union-attr]
-        )
-    ):
+    query = select(AccessToken).where(
+        AccessToken.update_request_id == request.id,
+        AccessToken.revoked_at.is_(None),  # type: ignore[union-attr]
+    )
+    if not revoke_all:
+        if notification_id is None:
+            query = query.where(False)  # type: ignore[arg-type]
+        else:
+            query = query.where(AccessToken.notification_id == notification_id)
+    for live in session.exec(query):
         live.revoked_at = now
         session.add(live)
     token, digest = new_token()
-    session.add(AccessToken(update_request_id=request.id, token_hash=digest, created_at=now))
+    session.add(
+        AccessToken(
+            update_request_id=request.id,
+            token_hash=digest,
+            created_at=now,
+            notification_id=notification_id,
+        )
+    )
     session.flush()
     return token
 

@@ -48,7 +48,7 @@ def issue_token(
     )
     if not revoke_all:
         if notification_id is None:
-            query = query.where(False)  # type: ignore[arg-type]
+            query = query.where(False)
         else:
             query = query.where(AccessToken.notification_id == notification_id)
     for live in session.exec(query):

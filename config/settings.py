@@ -8,12 +8,21 @@ not halfway through a reporting cycle.
 from __future__ import annotations
 
 import functools
+import os
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Self
 
 import platformdirs
-from pydantic import Field, SecretStr, field_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ENV_PREFIX = "REPORTCYCLE_"
@@ -36,6 +45,46 @@ def _int_list(value: object) -> object:
         text = value.strip().strip("[]")
         return [int(part) for part in text.split(",") if part.strip()]
     return value
+
+
+# Settings that may hold a credential can come from a file instead (Docker and Kubernetes
+# secrets): REPORTCYCLE_SECRET_KEY_FILE=/run/secrets/secret_key, and so on.
+FILE_VARIABLE_FIELDS = ("secret_key", "mail_url", "database_url")
+# What server mode (compose: PostgreSQL, Redis, many processes) cannot run without.
+SERVER_REQUIRED_FIELDS = ("secret_key", "database_url", "broker_url")
+
+
+def env_name(field: str) -> str:
+    return ENV_PREFIX + field.upper()
+
+
+def _value_or_file(field: str, value: object) -> object:
+    """The field's value, or the content of the file its ``*_FILE`` variable names."""
+    if isinstance(value, str) and not value.strip():
+        value = None  # compose passes an unset ``${VAR:-}`` as an empty string
+    file_variable = env_name(field) + "_FILE"
+    path = os.environ.get(file_variable, "").strip()
+    if not path:
+        return value
+    names = {"variable": env_name(field), "file_variable": file_variable, "path": path}
+    if value is not None:
+        raise PydanticCustomError(
+            "setting_conflict", "set {variable} or {file_variable}, not both", names
+        )
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PydanticCustomError(
+            "setting_file",
+            "{file_variable} names {path}, which cannot be read: {reason}",
+            {**names, "reason": exc.strerror or type(exc).__name__},
+        ) from exc
+    text = text.rstrip("\r\n")
+    if not text.strip():
+        raise PydanticCustomError(
+            "setting_file", "{file_variable} names {path}, which is empty", names
+        )
+    return text
 
 
 class Settings(BaseSettings):
@@ -85,6 +134,60 @@ class Settings(BaseSettings):
         if any(day < 0 for day in value):
             raise ValueError("reminder offsets are days before, so they cannot be negative")
         return sorted(set(value), reverse=True)
+
+    @field_validator(*FILE_VARIABLE_FIELDS, mode="before")
+    @classmethod
+    def _from_file_variable(cls, value: object, info: ValidationInfo) -> object:
+        assert info.field_name is not None
+        return _value_or_file(info.field_name, value)
+
+    @field_validator("database_url")
+    @classmethod
+    def _readable_database_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            make_url(value)
+        except ArgumentError:
+            # The message must not echo the URL: it may hold a password.
+            raise PydanticCustomError(
+                "database_url", "not a database URL (e.g. postgresql+psycopg://user:pass@host/db)"
+            ) from None
+        return value
+
+    @field_validator("broker_url")
+    @classmethod
+    def _broker_url_has_scheme(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            return None
+        if value is not None and "://" not in value:
+            raise PydanticCustomError("broker_url", "not a broker URL (e.g. redis://redis:6379/0)")
+        return value
+
+    @model_validator(mode="after")
+    def _server_mode_complete(self) -> Self:
+        missing = [name for name in SERVER_REQUIRED_FIELDS if getattr(self, name) is None]
+        if self.mode is Mode.SERVER and missing:
+            raise ValidationError.from_exception_data(
+                type(self).__name__,
+                [
+                    InitErrorDetails(
+                        type=PydanticCustomError(
+                            "missing_setting",
+                            "not set; server mode requires it"
+                            + (" (or {file_variable})" if name in FILE_VARIABLE_FIELDS else ""),
+                            {"file_variable": env_name(name) + "_FILE"},
+                        ),
+                        loc=(name,),
+                        input=None,
+                    )
+                    for name in missing
+                ],
+            )
+        return self
 
     @field_validator("base_url")
     @classmethod

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import date
 from enum import StrEnum
 
+from models import render_markup
 from models.document import NONE_IDENTIFIED, ActionLine, ActiveAgency, MilestoneLine, ReportDocument
 from templates import environment
 
@@ -52,8 +52,8 @@ def long_date(day: date) -> str:
     return f"{day.day} {day:%B %Y}"
 
 
-def template_context(doc: ReportDocument) -> dict[str, object]:
-    return {"doc": doc, "none_identified": NONE_IDENTIFIED}
+def template_context(doc: ReportDocument, *, show_authors: bool = False) -> dict[str, object]:
+    return {"doc": doc, "none_identified": NONE_IDENTIFIED, "show_authors": show_authors}
 
 
 def _register_filters() -> None:
@@ -64,39 +64,34 @@ def _register_filters() -> None:
         milestone_text=milestone_text,
         milestone_line=milestone_line,
         long_date=long_date,
+        md_escape=render_markup.md_escape,
+        md_url=render_markup.md_url,
+        http_url=render_markup.http_url,
+        action_number=render_markup.action_number,
+        action_body=render_markup.action_body,
+        block_groups=render_markup.block_groups,
     )
 
 
-def render_template(doc: ReportDocument, fmt: Format) -> str:
+def render_template(doc: ReportDocument, fmt: Format, *, show_authors: bool = False) -> str:
     _register_filters()
     template = environment().get_template(f"report/report.{fmt.value}")
-    return template.render(**template_context(doc))
+    return template.render(**template_context(doc, show_authors=show_authors))
 
 
-def render(doc: ReportDocument, fmt: Format | str) -> bytes:
-    """The report in ``fmt``, as the bytes of the file to write."""
+def render(doc: ReportDocument, fmt: Format | str, *, show_authors: bool = False) -> bytes:
+    """The report in ``fmt``, as the bytes of the file to write.
+
+    ``show_authors`` labels each entry with the agency that wrote it (md, html, docx), for
+    the coordinator's review of a draft; the published report leaves it off."""
     fmt = Format(fmt)
-    renderer = _RENDERERS.get(fmt)
-    if renderer is not None:
-        return renderer(doc)
-    return render_template(doc, fmt).encode("utf-8")
-
-
-def _binary_renderers() -> dict[Format, Callable[[ReportDocument], bytes]]:
-    renderers: dict[Format, Callable[[ReportDocument], bytes]] = {}
-    try:
+    if fmt is Format.DOCX:
+        # Imported here, not at module level: render_docx uses this module's filters.
         from models.render_docx import render_docx
 
-        renderers[Format.DOCX] = render_docx
-    except ImportError:  # pragma: no cover - during development only
-        pass
-    try:
+        return render_docx(doc, show_authors=show_authors)
+    if fmt is Format.CSV:
         from models.render_csv import render_csv
 
-        renderers[Format.CSV] = render_csv
-    except ImportError:  # pragma: no cover - during development only
-        pass
-    return renderers
-
-
-_RENDERERS = _binary_renderers()
+        return render_csv(doc)
+    return render_template(doc, fmt, show_authors=show_authors).encode("utf-8")

@@ -123,6 +123,18 @@ class Settings(BaseSettings):
     sweep_interval_seconds: int = Field(default=300, ge=10)
     token_grace_days: int = Field(default=14, ge=0)
     log_json: bool = False
+    # Delivery and Celery (see config/celery.py). On Redis an unacked task is delivered again
+    # after the visibility timeout, so time limits and retry delays must stay below it.
+    broker_visibility_timeout_seconds: int = Field(default=3600, ge=10)
+    task_time_limit_seconds: int = Field(
+        default=300, ge=5, description="a send still running after this is killed"
+    )
+    delivery_max_attempts: int = Field(default=8, ge=1)
+    retry_backoff_max_seconds: int = Field(default=900, ge=1)
+    # The broker queue and Redis key prefix: lets several deployments (or test runs) share
+    # one Redis without stealing each other's tasks.
+    task_queue: str = Field(default="reportcycle", min_length=1, max_length=100)
+    broker_key_prefix: str = Field(default="", max_length=100)
 
     _check_days = field_validator(
         "milestone_reminder_days", "deadline_reminder_days", mode="before"
@@ -187,6 +199,18 @@ class Settings(BaseSettings):
                     for name in missing
                 ],
             )
+        return self
+
+    @model_validator(mode="after")
+    def _limits_below_visibility_timeout(self) -> Self:
+        visibility = self.broker_visibility_timeout_seconds
+        limit = env_name("broker_visibility_timeout_seconds")
+        for name in ("task_time_limit_seconds", "retry_backoff_max_seconds"):
+            if getattr(self, name) >= visibility:
+                raise ValueError(
+                    f"{env_name(name)} must be below {limit} ({visibility}):"
+                    " Redis would deliver the task again meanwhile"
+                )
         return self
 
     @field_validator("base_url")

@@ -439,6 +439,12 @@ def test_html_contents_link_to_every_pillar_and_objective() -> None:
         "Support victims",
     ]
     assert nav.attrs["aria-labelledby"] == "toc-heading"
+    labelled_by = [
+        e.attrs["aria-labelledby"] for e in parsed.elements if "aria-labelledby" in e.attrs
+    ]
+    assert len(labelled_by) == 1 + 2 + 3 + 2  # contents, pillars, objectives, annual reports
+    assert all(target in ids for target in labelled_by)
+    assert len(ids) == len([e for e in parsed.elements if e.attrs.get("id")])  # unique
 
 
 def test_html_escapes_text_and_links_only_http_urls() -> None:

@@ -1,0 +1,147 @@
+"""The import, compile and demo commands, as a user runs them (both backends)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import docx
+import pytest
+import sqlalchemy as sa
+from typer.testing import CliRunner
+
+from cli.main import app
+from tests.conftest import REPORT_2021
+
+runner = CliRunner()
+
+
+def rows_in_database(url: str) -> int:
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as connection:
+            tables = sa.inspect(connection).get_table_names()
+            return sum(
+                connection.execute(
+                    sa.select(sa.func.count()).select_from(sa.table(table))
+                ).scalar_one()
+                for table in tables
+                if table != "alembic_version"
+            )
+    finally:
+        engine.dispose()
+
+
+def test_import_prints_one_json_object_of_counts(env: dict[str, str]) -> None:
+    result = runner.invoke(app, ["import", str(REPORT_2021), "--json"])
+    assert result.exit_code == 0, result.output
+    counts = json.loads(result.stdout)
+    assert set(counts) == {
+        "pillars",
+        "objectives",
+        "actions",
+        "achievements",
+        "further_work",
+        "milestones",
+        "links",
+        "agencies",
+    }
+    assert all(isinstance(value, int) for value in counts.values())
+    assert counts["milestones"] == 32
+    again = runner.invoke(app, ["import", str(REPORT_2021)])
+    assert again.exit_code == 0
+    assert "Nothing changed" in again.stdout
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "no such file"),
+        (b"\xff\xfePlan\n", "not UTF-8"),
+        (b"", "the file is empty"),
+        (b"A title\nA paragraph without any pillar.\n", "no pillars found"),
+    ],
+)
+def test_bad_input_is_a_clear_error_and_leaves_the_database_untouched(
+    env: dict[str, str], tmp_path: Path, content: bytes | None, message: str
+) -> None:
+    first = runner.invoke(app, ["import", str(REPORT_2021)])
+    assert first.exit_code == 0
+    stored = rows_in_database(env["REPORTCYCLE_DATABASE_URL"])
+    path = tmp_path / "report.txt"
+    if content is not None:
+        path.write_bytes(content)
+    result = runner.invoke(app, ["import", str(path)])
+    assert result.exit_code == 1
+    assert message in result.stderr
+    assert str(path) in result.stderr
+    assert rows_in_database(env["REPORTCYCLE_DATABASE_URL"]) == stored
+
+
+def test_an_error_late_in_the_document_imports_nothing(env: dict[str, str], tmp_path: Path) -> None:
+    broken = REPORT_2021.read_text("utf-8").replace(
+        "Active agencies – Ministry of Business, Innovation & Employment (MBIE)\nKey achievements"
+        "\n- February 2021",
+        "Active agencies – whoever\nKey achievements\n- February 2021",
+    )
+    path = tmp_path / "broken.txt"
+    path.write_text(broken, "utf-8")
+    result = runner.invoke(app, ["import", str(path)])
+    assert result.exit_code == 1
+    assert "line 203: active agencies must read" in result.stderr
+    assert rows_in_database(env["REPORTCYCLE_DATABASE_URL"]) == 0
+
+
+def test_compile_writes_every_format(env: dict[str, str], tmp_path: Path) -> None:
+    assert runner.invoke(app, ["import", str(REPORT_2021)]).exit_code == 0
+    outputs = {}
+    for fmt in ("txt", "md", "html", "docx", "csv"):
+        path = tmp_path / f"report.{fmt}"
+        result = runner.invoke(app, ["compile", "--year", "2021", "--format", fmt, "-o", str(path)])
+        assert result.exit_code == 0, result.output
+        outputs[fmt] = path.read_bytes()
+    assert outputs["txt"].decode().splitlines()[-1] == "Last updated: 19 January 2022"
+    assert "Tango i te kaupae muri" in outputs["md"].decode()
+    assert outputs["html"].decode().lstrip().lower().startswith("<!doctype html>")
+    document = docx.Document(io.BytesIO(outputs["docx"]))
+    headings = [p.text for p in document.paragraphs if p.style.name.startswith("Heading")]
+    assert "Prevention" in headings
+    milestones = list(csv.DictReader(io.StringIO(outputs["csv"].decode())))
+    assert len(milestones) == 32
+    bali = next(row for row in milestones if row["text"].startswith("Bali Process"))
+    assert bali["delayed_from"] == "Quarter 3-4 2021"
+
+
+def test_compile_to_standard_output_and_unknown_year(env: dict[str, str]) -> None:
+    assert runner.invoke(app, ["import", str(REPORT_2021)]).exit_code == 0
+    result = runner.invoke(app, ["compile", "--year", "2021"])
+    assert result.exit_code == 0
+    assert result.stdout.startswith("Plan of action implementation reports\n")
+    missing = runner.invoke(app, ["compile", "--year", "2019"])
+    assert missing.exit_code == 1
+    assert "no 2019 report" in missing.stderr
+    assert "2021" in missing.stderr
+
+
+def test_compile_before_any_import_says_what_to_do(env: dict[str, str]) -> None:
+    result = runner.invoke(app, ["compile", "--year", "2021"])
+    assert result.exit_code == 1
+    assert "import a report first" in result.stderr
+
+
+def test_info_shows_the_data_directory(env: dict[str, str]) -> None:
+    result = runner.invoke(app, ["info"])
+    assert result.exit_code == 0
+    assert env["REPORTCYCLE_DATA_DIR"] in result.stdout
+
+
+@pytest.mark.parametrize(
+    "command",
+    [[], ["info"], ["import"], ["compile"], ["demo"], ["db"], ["db", "upgrade"]],
+)
+def test_every_command_has_help(command: list[str]) -> None:
+    result = runner.invoke(app, [*command, "--help"])
+    assert result.exit_code == 0
+    assert "Usage" in result.stdout

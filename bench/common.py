@@ -1,0 +1,154 @@
+"""Shared helpers for the bench scripts: timing as min/median/max of several runs, counting the
+SQL statements an engine executes, and printing a plain table.
+
+Benchmarks print figures; they never assert them (speed is not a test)."""
+
+from __future__ import annotations
+
+import gc
+import statistics
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Wall-clock seconds of several runs of the same thing."""
+
+    runs: tuple[float, ...]
+
+    @property
+    def min(self) -> float:
+        return min(self.runs)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.runs)
+
+    @property
+    def max(self) -> float:
+        return max(self.runs)
+
+    def summary(self) -> str:
+        return f"{seconds(self.median)} (min {seconds(self.min)}, max {seconds(self.max)})"
+
+
+def seconds(value: float) -> str:
+    """A duration with a unit that keeps three significant figures readable."""
+    if value < 1e-3:
+        return f"{value * 1e6:.0f} µs"
+    if value < 1:
+        return f"{value * 1e3:.1f} ms"
+    return f"{value:.2f} s"
+
+
+def time_runs(
+    fn: Callable[[], T],
+    runs: int = 5,
+    *,
+    setup: Callable[[], object] | None = None,
+    teardown: Callable[[], object] | None = None,
+) -> tuple[Timing, T]:
+    """Run ``fn`` ``runs`` times; its timing and its last result.
+
+    ``setup`` and ``teardown`` run around each call, outside the timed part (e.g. a fresh
+    database per run). The garbage collector runs before each call and is paused during it,
+    so one run does not pay for the garbage of the one before."""
+    if runs < 1:
+        raise ValueError("runs must be at least 1")
+    durations: list[float] = []
+    results: list[T] = []
+    for _ in range(runs):
+        if setup is not None:
+            setup()
+        gc.collect()
+        gc.disable()
+        try:
+            started = time.perf_counter()
+            results.append(fn())
+            durations.append(time.perf_counter() - started)
+        finally:
+            gc.enable()
+            if teardown is not None:
+                teardown()
+        # Keep only the last result alive (a built document can be large).
+        del results[:-1]
+    return Timing(tuple(durations)), results[-1]
+
+
+@dataclass
+class QueryCounter:
+    """The SQL statements an engine executed while counting (``executemany`` counts once)."""
+
+    statements: list[str] = field(default_factory=list)
+
+    @property
+    def count(self) -> int:
+        return len(self.statements)
+
+    def by_table(self, top: int = 10) -> list[tuple[str, int]]:
+        """The most frequent statements (first line, truncated), to spot a query per row."""
+        counts: dict[str, int] = {}
+        for statement in self.statements:
+            key = " ".join(statement.split())[:120]
+            counts[key] = counts.get(key, 0) + 1
+        return sorted(counts.items(), key=lambda item: -item[1])[:top]
+
+
+@contextmanager
+def count_queries(engine: sa.Engine) -> Iterator[QueryCounter]:
+    """Count every statement sent to the database through ``engine`` inside the block."""
+    counter = QueryCounter()
+
+    def before_cursor_execute(
+        _conn: Any, _cursor: Any, statement: str, _params: Any, _context: Any, _many: bool
+    ) -> None:
+        counter.statements.append(statement)
+
+    sa.event.listen(engine, "before_cursor_execute", before_cursor_execute)
+    try:
+        yield counter
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", before_cursor_execute)
+
+
+def print_table(headers: Sequence[str], rows: Sequence[Sequence[object]], title: str = "") -> None:
+    """A plain-text table: text left-aligned, numbers right-aligned."""
+    cells = [[str(cell) for cell in row] for row in rows]
+    widths = [len(header) for header in headers]
+    for row in cells:
+        for i, cell in enumerate(row):
+            widths[i] = max(widths[i], len(cell))
+    numeric = [
+        all(_looks_numeric(row[i]) for row in cells) if cells else False
+        for i in range(len(headers))
+    ]
+
+    def line(values: Sequence[str]) -> str:
+        return "  ".join(
+            value.rjust(widths[i]) if numeric[i] else value.ljust(widths[i])
+            for i, value in enumerate(values)
+        ).rstrip()
+
+    if title:
+        print(f"\n{title}")
+    print(line(headers))
+    print("  ".join("-" * width for width in widths))
+    for row in cells:
+        print(line(row))
+
+
+def _looks_numeric(text: str) -> bool:
+    head = text.split(" ", 1)[0].rstrip("x%")
+    try:
+        float(head.replace(",", ""))
+    except ValueError:
+        return text in ("", "-", "n/a")
+    return True

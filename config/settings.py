@@ -89,7 +89,12 @@ def _value_or_file(field: str, value: object) -> object:
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX, extra="ignore", validate_default=True, frozen=True
+        env_prefix=ENV_PREFIX,
+        extra="ignore",
+        validate_default=True,
+        frozen=True,
+        # A rejected value may be a password: errors name the variable, never echo it.
+        hide_input_in_errors=True,
     )
 
     mode: Mode = Mode.EMBEDDED

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -14,6 +15,9 @@ from sqlmodel import Session
 from config import settings as settings_module
 from models.db import make_engine, upgrade
 from tests.services import scratch_postgres_database
+
+# The SMTP server fixture (tests/conftest_smtp.py) for every suite.
+pytest_plugins = ["tests.conftest_smtp"]
 
 BACKENDS = ["sqlite", "postgresql"]
 REPORT_2021 = (
@@ -46,9 +50,25 @@ def engine(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[s
     """One migrated database per backend for the whole run."""
     with scratch_database(backend, tmp_path_factory.mktemp(f"db-{backend}")) as url:
         engine = make_engine(url)
+        if backend == "sqlite":
+            _sqlalchemy_begins_sqlite_transactions(engine)
         upgrade(engine)
         yield engine
         engine.dispose()
+
+
+def _sqlalchemy_begins_sqlite_transactions(engine: sa.Engine) -> None:
+    """pysqlite begins transactions itself, late, so a test's ``session.commit()`` (a
+    SAVEPOINT release) escaped the fixture's rollback and leaked rows into the next test.
+    SQLAlchemy's recipe: turn pysqlite's handling off and emit BEGIN ourselves."""
+
+    @sa.event.listens_for(engine, "connect")
+    def _no_pysqlite_transactions(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+
+    @sa.event.listens_for(engine, "begin")
+    def _begin(connection: sa.Connection) -> None:
+        connection.exec_driver_sql("BEGIN")
 
 
 @pytest.fixture

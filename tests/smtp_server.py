@@ -1,0 +1,236 @@
+"""A real SMTP server (aiosmtpd) for tests, with the failures we need to rehearse.
+
+``SmtpServer`` runs an aiosmtpd ``Controller`` in a thread on a free port and keeps every
+message it accepted, parsed. It can:
+
+- refuse a recipient with a permanent 550 (``refuse``),
+- answer 451 to the DATA of the first N messages (``fail_next``),
+- be stopped and started again on the same port (``stop`` / ``start``),
+- delay its answer to DATA (``delay_data``), to simulate a slow server. A message whose client
+  goes away during the delay is discarded: the server commits a message only when it can
+  acknowledge it, as RFC 5321 servers do for a connection lost before the final reply.
+
+Use it through the ``smtp_server`` fixture (``tests/conftest_smtp.py``) or directly::
+
+    with SmtpServer() as server:
+        ...
+        server.wait_for(1)
+        [mail] = server.messages
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import email.policy
+import threading
+import time
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from types import TracebackType
+from typing import Any
+
+from aiosmtpd.controller import Controller
+
+from tests.services import free_port
+
+
+@dataclass(frozen=True)
+class ReceivedMail:
+    """One message the server accepted: the SMTP envelope and the parsed message."""
+
+    mail_from: str
+    rcpt_tos: tuple[str, ...]
+    message: EmailMessage
+    raw: bytes
+
+    @property
+    def subject(self) -> str:
+        return str(self.message["Subject"])
+
+    @property
+    def message_id(self) -> str:
+        return str(self.message["Message-ID"])
+
+    def part(self, subtype: str) -> str:
+        """The decoded text of the ``text/{subtype}`` part ("plain" or "html")."""
+        body = self.message.get_body(preferencelist=(subtype,))
+        if body is None or body.get_content_subtype() != subtype:
+            raise AssertionError(f"the message has no text/{subtype} part")
+        return str(body.get_content())
+
+    @property
+    def text(self) -> str:
+        return self.part("plain")
+
+    @property
+    def html(self) -> str:
+        return self.part("html")
+
+
+@dataclass
+class _Behaviour:
+    refused: dict[str, str] = field(default_factory=dict)
+    fail_next: int = 0
+    fail_reply: str = "451 4.3.0 Try again later"
+    data_delay: float = 0.0
+
+
+class _Handler:
+    def __init__(self, server: SmtpServer) -> None:
+        self._server = server
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]
+    ) -> str:
+        with self._server._lock:
+            reply = self._server._behaviour.refused.get(address.lower())
+        if reply is not None:
+            return reply
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        with self._server._lock:
+            behaviour = self._server._behaviour
+            self._server._data_started += 1
+            if behaviour.fail_next > 0:
+                behaviour.fail_next -= 1
+                self._server._failed_data += 1
+                return behaviour.fail_reply
+            delay = behaviour.data_delay
+        if delay > 0:
+            # Cancelled by aiosmtpd when the client goes away: nothing is recorded then.
+            await asyncio.sleep(delay)
+            transport = getattr(server, "transport", None)
+            if transport is None or transport.is_closing():
+                return "421 4.4.2 Connection lost"
+        raw = envelope.original_content or envelope.content
+        if isinstance(raw, str):
+            raw = raw.encode("utf-8")
+        parsed = email.message_from_bytes(raw, policy=email.policy.default)
+        assert isinstance(parsed, EmailMessage)
+        mail = ReceivedMail(
+            mail_from=str(envelope.mail_from),
+            rcpt_tos=tuple(envelope.rcpt_tos),
+            message=parsed,
+            raw=raw,
+        )
+        with self._server._lock:
+            self._server._messages.append(mail)
+        return "250 Message accepted for delivery"
+
+
+class SmtpServer:
+    """A real SMTP server on 127.0.0.1 and a free port; see the module docstring."""
+
+    def __init__(self, port: int | None = None) -> None:
+        self.host = "127.0.0.1"
+        self.port = port or free_port()
+        self._lock = threading.Lock()
+        self._behaviour = _Behaviour()
+        self._messages: list[ReceivedMail] = []
+        self._data_started = 0
+        self._failed_data = 0
+        self._controller: Controller | None = None
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> SmtpServer:
+        if self._controller is None:
+            controller = Controller(_Handler(self), hostname=self.host, port=self.port)
+            controller.start()
+            self._controller = controller
+        return self
+
+    def stop(self) -> None:
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
+
+    @property
+    def running(self) -> bool:
+        return self._controller is not None
+
+    def __enter__(self) -> SmtpServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # --- behaviour -------------------------------------------------------------------------
+
+    def refuse(self, address: str, reply: str = "550 5.1.1 No such user here") -> None:
+        """Answer RCPT TO for ``address`` with ``reply`` (a permanent 550 by default)."""
+        with self._lock:
+            self._behaviour.refused[address.lower()] = reply
+
+    def fail_next(self, count: int, reply: str = "451 4.3.0 Try again later") -> None:
+        """Answer the DATA of the next ``count`` messages with ``reply`` (transient 451)."""
+        with self._lock:
+            self._behaviour.fail_next = count
+            self._behaviour.fail_reply = reply
+
+    def delay_data(self, seconds: float) -> None:
+        """Wait ``seconds`` before answering DATA (0 to stop delaying)."""
+        with self._lock:
+            self._behaviour.data_delay = seconds
+
+    def reset(self) -> None:
+        with self._lock:
+            self._behaviour = _Behaviour()
+            self._messages.clear()
+            self._data_started = 0
+            self._failed_data = 0
+
+    # --- what was received -----------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """An Apprise URL for this server: plain SMTP, no TLS, no login (add ``from=``)."""
+        return f"mailto://{self.host}:{self.port}?mode=insecure"
+
+    @property
+    def messages(self) -> list[ReceivedMail]:
+        with self._lock:
+            return list(self._messages)
+
+    @property
+    def data_started(self) -> int:
+        """How many times a client reached DATA (accepted, failed or still in progress)."""
+        with self._lock:
+            return self._data_started
+
+    def to(self, address: str) -> list[ReceivedMail]:
+        """The messages whose envelope recipients include ``address``."""
+        return [mail for mail in self.messages if address.lower() in _lower(mail.rcpt_tos)]
+
+    def wait_for(self, count: int, timeout: float = 30.0) -> list[ReceivedMail]:
+        """Wait until at least ``count`` messages have arrived; they all, or AssertionError."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            messages = self.messages
+            if len(messages) >= count:
+                return messages
+            time.sleep(0.05)
+        raise AssertionError(
+            f"expected {count} message(s) at the SMTP server, got {len(self.messages)}"
+        )
+
+    def wait_for_data(self, count: int = 1, timeout: float = 30.0) -> None:
+        """Wait until clients have reached DATA ``count`` times (e.g. a send in progress)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.data_started >= count:
+                return
+            time.sleep(0.02)
+        raise AssertionError(f"no client reached DATA {count} time(s) within {timeout}s")
+
+
+def _lower(addresses: tuple[str, ...]) -> set[str]:
+    return {address.lower() for address in addresses}

@@ -1,0 +1,395 @@
+"""deliver(): claim, render, send through the real Apprise transport to a real SMTP server,
+record. On both databases."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from models.delivery import (
+    DELIVERY_FAILED,
+    DeliveryPolicy,
+    attempt_delivery,
+    deliver,
+    deliver_now,
+    resumable_ids,
+)
+from models.tables import Agency, Contact, DeliveryState, Notification
+from tests.smtp_server import SmtpServer
+from worker.notify import AppriseTransport
+
+NOW = datetime(2022, 3, 1, 20, 0, tzinfo=UTC)
+POLICY = DeliveryPolicy(stale_after=timedelta(minutes=5), max_attempts=3)
+DOMAIN = "reportcycle.example.org"
+
+
+@dataclass(frozen=True)
+class StubMessage:
+    subject: str
+    text: str
+    html: str
+
+
+def render(session: Session, notification: Notification, now: datetime) -> StubMessage:
+    """A stand-in for models.messages.render_message: what the transport must carry."""
+    return StubMessage(
+        subject=f"Reminder {notification.id}: Ministry of Business, Innovation & Employment",
+        text=f"Kia ora,\nplease report on milestone {notification.id}.\nhttps://rc.example/t/x",
+        html=f"<p>Kia ora,</p><p>please report on milestone {notification.id} &amp; more.</p>",
+    )
+
+
+class AfterSent:
+    def __init__(self) -> None:
+        self.calls: list[int] = []
+
+    def __call__(self, session: Session, notification: Notification, now: datetime) -> None:
+        assert notification.state is DeliveryState.SENT
+        assert notification.id is not None
+        self.calls.append(notification.id)
+
+
+@pytest.fixture
+def agency(session: Session) -> Agency:
+    agency = Agency(acronym="MBIE", full_name="Ministry of Business, Innovation and Employment")
+    session.add(agency)
+    session.flush()
+    return agency
+
+
+def add_contact(
+    session: Session, agency: Agency, email: str, *, coordinator: bool = False
+) -> Contact:
+    assert agency.id is not None
+    contact = Contact(
+        agency_id=agency.id, email=email, name="Aroha Ngata", is_coordinator=coordinator
+    )
+    session.add(contact)
+    session.flush()
+    return contact
+
+
+def add_notification(
+    session: Session, contact: Contact, *, kind: str = "reminder", key: str | None = None
+) -> int:
+    assert contact.id is not None
+    notification = Notification(
+        idempotency_key=key or f"{kind}:{contact.id}:{contact.email}",
+        kind=kind,
+        agency_id=contact.agency_id,
+        contact_id=contact.id,
+        channel="email",
+        recipient=contact.email,
+        context={"agency_id": contact.agency_id},
+        created_at=NOW - timedelta(minutes=1),
+    )
+    session.add(notification)
+    session.commit()
+    assert notification.id is not None
+    return notification.id
+
+
+def row(session: Session, notification_id: int) -> Notification:
+    found = session.get(Notification, notification_id, populate_existing=True)
+    assert found is not None
+    return found
+
+
+def transport_for(server: SmtpServer, tmp_path: Path) -> AppriseTransport:
+    return AppriseTransport(
+        mail_url=server.url + "&from=reportcycle@example.org",
+        mail_from="ignored@example.org",
+        outbox_dir=tmp_path / "outbox",
+        domain=DOMAIN,
+    )
+
+
+def send(session: Session, notification_id: int, transport: AppriseTransport) -> DeliveryState:
+    return deliver(
+        session,
+        notification_id,
+        NOW,
+        transport,
+        policy=POLICY,
+        render=render,
+        after_sent=AfterSent(),
+    )
+
+
+def test_a_message_goes_out_once_with_text_html_and_a_stable_message_id(
+    session: Session, agency: Agency, smtp_server: SmtpServer, tmp_path: Path
+) -> None:
+    contact = add_contact(session, agency, "aroha@mbie.example.org")
+    notification_id = add_notification(session, contact)
+    after_sent = AfterSent()
+    transport = transport_for(smtp_server, tmp_path)
+
+    state = deliver(
+        session,
+        notification_id,
+        NOW,
+        transport,
+        policy=POLICY,
+        render=render,
+        after_sent=after_sent,
+    )
+
+    assert state is DeliveryState.SENT
+    [mail] = smtp_server.wait_for(1)
+    assert mail.rcpt_tos == ("aroha@mbie.example.org",)
+    assert mail.mail_from == "reportcycle@example.org"
+    assert mail.subject == (
+        f"Reminder {notification_id}: Ministry of Business, Innovation & Employment"
+    )
+    assert mail.message_id == f"<notification-{notification_id}@{DOMAIN}>"
+    assert str(mail.message["To"]) == "Aroha Ngata <aroha@mbie.example.org>"
+    assert mail.message["Date"].datetime == NOW
+    assert f"please report on milestone {notification_id}." in mail.text
+    assert "https://rc.example/t/x" in mail.text
+    assert f"milestone {notification_id} &amp; more" in mail.html
+    stored = row(session, notification_id)
+    assert stored.state is DeliveryState.SENT
+    assert stored.sent_at == NOW
+    assert stored.attempts == 1
+    assert stored.last_error is None
+    assert after_sent.calls == [notification_id]
+
+    # A redelivered task, a second enqueue: nothing is sent again.
+    assert send(session, notification_id, transport) is DeliveryState.SENT
+    assert len(smtp_server.messages) == 1
+    assert row(session, notification_id).attempts == 1
+
+
+def test_one_refused_recipient_fails_alone_and_the_coordinators_are_told(
+    session: Session, agency: Agency, smtp_server: SmtpServer, tmp_path: Path
+) -> None:
+    good = add_contact(session, agency, "good@mbie.example.org")
+    bad = add_contact(session, agency, "gone@mbie.example.org")
+    coordinator = add_contact(session, agency, "coord@mbie.example.org", coordinator=True)
+    smtp_server.refuse("gone@mbie.example.org")
+    transport = transport_for(smtp_server, tmp_path)
+    good_id = add_notification(session, good)
+    bad_id = add_notification(session, bad)
+
+    outcome = attempt_delivery(
+        session, bad_id, NOW, transport, policy=POLICY, render=render, after_sent=AfterSent()
+    )
+    assert send(session, good_id, transport) is DeliveryState.SENT
+
+    assert outcome.state is DeliveryState.FAILED
+    failed = row(session, bad_id)
+    assert failed.state is DeliveryState.FAILED
+    assert failed.last_error is not None and "550" in failed.last_error
+    assert failed.sent_at is None
+    [mail] = smtp_server.wait_for(1)
+    assert mail.rcpt_tos == ("good@mbie.example.org",)
+    # The coordinators' notice is a row, claimed once, ready to be sent.
+    notices = session.exec(select(Notification).where(Notification.kind == DELIVERY_FAILED)).all()
+    assert [notice.contact_id for notice in notices] == [coordinator.id]
+    assert list(outcome.follow_up_ids) == [notices[0].id]
+    assert notices[0].state is DeliveryState.PENDING
+    assert notices[0].context["failed_notification_id"] == bad_id
+    assert "550" in notices[0].context["error"]
+
+    # Delivering the failed row again changes nothing and tells no one twice.
+    assert send(session, bad_id, transport) is DeliveryState.FAILED
+    assert (
+        len(session.exec(select(Notification).where(Notification.kind == DELIVERY_FAILED)).all())
+        == 1
+    )
+
+
+def test_a_451_is_retried_and_the_message_delivered_once(
+    session: Session, agency: Agency, smtp_server: SmtpServer, tmp_path: Path
+) -> None:
+    contact = add_contact(session, agency, "aroha@mbie.example.org")
+    notification_id = add_notification(session, contact)
+    smtp_server.fail_next(1)
+    transport = transport_for(smtp_server, tmp_path)
+
+    assert send(session, notification_id, transport) is DeliveryState.RETRYING
+    waiting = row(session, notification_id)
+    assert waiting.attempts == 1
+    assert waiting.last_error is not None and "451" in waiting.last_error
+    assert smtp_server.messages == []
+
+    assert send(session, notification_id, transport) is DeliveryState.SENT
+    assert len(smtp_server.wait_for(1)) == 1
+    assert row(session, notification_id).attempts == 2
+
+
+def test_server_down_then_back_delivers_once(
+    session: Session, agency: Agency, smtp_server: SmtpServer, tmp_path: Path
+) -> None:
+    contact = add_contact(session, agency, "aroha@mbie.example.org")
+    notification_id = add_notification(session, contact)
+    transport = transport_for(smtp_server, tmp_path)
+    smtp_server.stop()
+
+    assert send(session, notification_id, transport) is DeliveryState.RETRYING
+    assert "refused the connection" in (row(session, notification_id).last_error or "")
+
+    smtp_server.start()
+    assert send(session, notification_id, transport) is DeliveryState.SENT
+    assert send(session, notification_id, transport) is DeliveryState.SENT
+    assert len(smtp_server.wait_for(1)) == 1
+
+
+def test_transient_failures_give_up_after_the_last_attempt(
+    session: Session, agency: Agency, smtp_server: SmtpServer, tmp_path: Path
+) -> None:
+    contact = add_contact(session, agency, "aroha@mbie.example.org")
+    add_contact(session, agency, "coord@mbie.example.org", coordinator=True)
+    notification_id = add_notification(session, contact)
+    smtp_server.fail_next(10)
+    transport = transport_for(smtp_server, tmp_path)
+
+    states = [send(session, notification_id, transport) for _ in range(POLICY.max_attempts)]
+
+    assert states == [DeliveryState.RETRYING] * (POLICY.max_attempts - 1) + [DeliveryState.FAILED]
+    failed = row(session, notification_id)
+    assert failed.last_error is not None
+    assert failed.last_error.startswith(f"gave up after {POLICY.max_attempts} attempts")
+    assert (
+        session.exec(select(Notification).where(Notification.kind == DELIVERY_FAILED)).first()
+        is not None
+    )
+
+
+def test_a_fresh_claim_keeps_others_off_and_a_stale_one_is_taken_over(
+    session: Session, agency: Agency, smtp_server: SmtpServer, tmp_path: Path
+) -> None:
+    contact = add_contact(session, agency, "aroha@mbie.example.org")
+    notification_id = add_notification(session, contact)
+    transport = transport_for(smtp_server, tmp_path)
+    # A worker claimed the row a minute ago and is still sending (or died doing so).
+    session.exec(
+        sa.update(Notification)
+        .where(col(Notification.id) == notification_id)
+        .values(state=DeliveryState.SENDING, claimed_at=NOW - timedelta(minutes=1), attempts=1)
+    )
+    session.commit()
+
+    assert send(session, notification_id, transport) is DeliveryState.SENDING
+    assert smtp_server.messages == []
+    assert resumable_ids(session, NOW, policy=POLICY, lost_after=timedelta(minutes=10)) == []
+
+    later = NOW + POLICY.stale_after
+    assert resumable_ids(session, later, policy=POLICY, lost_after=timedelta(minutes=10)) == [
+        notification_id
+    ]
+    state = deliver(
+        session,
+        notification_id,
+        later,
+        transport,
+        policy=POLICY,
+        render=render,
+        after_sent=AfterSent(),
+    )
+    assert state is DeliveryState.SENT
+    assert len(smtp_server.wait_for(1)) == 1
+    assert row(session, notification_id).attempts == 2
+
+
+def test_the_outbox_writes_a_parseable_eml_through_apprise(
+    session: Session, agency: Agency, tmp_path: Path
+) -> None:
+    contact = add_contact(session, agency, "aroha@mbie.example.org")
+    notification_id = add_notification(session, contact)
+    outbox = tmp_path / "out box"
+    transport = AppriseTransport(
+        mail_url=None, mail_from="Report Cycle <rc@example.org>", outbox_dir=outbox, domain=DOMAIN
+    )
+
+    assert send(session, notification_id, transport) is DeliveryState.SENT
+    assert send(session, notification_id, transport) is DeliveryState.SENT
+
+    [path] = sorted(outbox.iterdir())
+    assert path.name == f"20220301T200000-n{notification_id}-reminder.eml"
+    import email
+    import email.policy
+
+    mail = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+    assert mail["Message-ID"] == f"<notification-{notification_id}@{DOMAIN}>"
+    assert mail["To"] == "Aroha Ngata <aroha@mbie.example.org>"
+    assert mail["From"] == "Report Cycle <rc@example.org>"
+    assert mail["Subject"].startswith(f"Reminder {notification_id}: ")
+    assert mail["Date"].datetime == NOW
+    text = mail.get_body(preferencelist=("plain",))
+    html = mail.get_body(preferencelist=("html",))
+    assert text is not None and html is not None
+    assert "Kia ora," in text.get_content()
+    assert "&amp; more" in html.get_content()
+
+
+def test_a_malformed_address_fails_permanently_without_a_connection(
+    session: Session, agency: Agency, smtp_server: SmtpServer, tmp_path: Path
+) -> None:
+    contact = add_contact(session, agency, "not an address")
+    notification_id = add_notification(session, contact)
+
+    assert send(session, notification_id, transport_for(smtp_server, tmp_path)) is (
+        DeliveryState.FAILED
+    )
+    assert "not a valid email address" in (row(session, notification_id).last_error or "")
+    assert smtp_server.messages == []
+
+
+def test_credentials_in_the_mail_url_reach_no_log_and_no_error(
+    session: Session,
+    agency: Agency,
+    smtp_server: SmtpServer,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    contact = add_contact(session, agency, "aroha@mbie.example.org")
+    notification_id = add_notification(session, contact)
+    transport = AppriseTransport(
+        mail_url=f"mailto://mailer:s3cr3t-pa55@{smtp_server.host}:{smtp_server.port}"
+        "?mode=insecure&from=rc@example.org",
+        mail_from="rc@example.org",
+        outbox_dir=tmp_path,
+        domain=DOMAIN,
+    )
+    caplog.set_level(logging.DEBUG)
+
+    # The test server offers no AUTH: the login fails, retryably (a configuration problem).
+    assert send(session, notification_id, transport) is DeliveryState.RETRYING
+
+    error = row(session, notification_id).last_error or ""
+    assert error
+    assert "s3cr3t-pa55" not in error
+    assert "s3cr3t-pa55" not in caplog.text
+
+
+def test_deliver_now_retries_a_transient_failure_in_process(
+    engine: sa.Engine, smtp_server: SmtpServer, tmp_path: Path
+) -> None:
+    with Session(engine, expire_on_commit=False) as session:
+        agency = Agency(acronym=f"T{tmp_path.name[-8:]}", full_name="Test agency")
+        session.add(agency)
+        session.flush()
+        contact = add_contact(session, agency, f"{tmp_path.name[-8:]}@agency.example.org")
+        notification_id = add_notification(session, contact, key=f"now:{tmp_path}")
+    smtp_server.fail_next(2)
+
+    states = deliver_now(
+        engine,
+        [notification_id],
+        NOW,
+        transport_for(smtp_server, tmp_path),
+        policy=POLICY,
+        backoff_seconds=0.05,
+        render=render,
+        after_sent=AfterSent(),
+    )
+
+    assert states == [DeliveryState.SENT]
+    assert len(smtp_server.wait_for(1)) == 1

@@ -1,0 +1,1 @@
+"""Celery app, beat schedule and thin tasks; sending messages through Apprise."""

@@ -1,0 +1,381 @@
+"""Sending messages through Apprise: email, a contact's extra notify URL, and the outbox.
+
+- Email: ``REPORTCYCLE_MAIL_URL`` is an Apprise ``mailto://``/``mailtos://`` URL without
+  recipients. Each recipient gets its own Apprise email service (one refused address cannot fail
+  or re-send the others). Apprise's stock email plugin builds its own MIME (the text part is
+  converted from the HTML, the Message-ID is random) and turns every SMTP error into a logged
+  ``False``; so ``PreparedEmail`` subclasses it to send the message we prepared (our own text
+  and HTML parts, a Message-ID derived from the notification id) over the connection the URL
+  describes (host, port, ``mode=ssl|starttls|insecure``, login), and to keep the SMTP error,
+  which decides retry or not: 4xx, connection refused, timeout, disconnect: retryable;
+  5xx and a malformed address: permanent. (A 5xx to our login or sender is a configuration
+  problem, not the recipient's, so it is retryable: fixing the URL lets the messages go out.)
+- A contact's notify URL (Teams, Slack …) is its own Apprise object and gets the subject and
+  the plain text. Apprise does not say why such a service failed, so a failure is retryable
+  and the attempts bound it; a URL Apprise cannot load is permanent.
+- Outbox: with no mail URL, the same prepared message goes through an Apprise custom
+  notification (``outbox://``) that writes it as an ``.eml`` file into
+  ``REPORTCYCLE_OUTBOX_DIR``. Files are named ``{time:%Y%m%dT%H%M%S}-n{id}-{kind}.eml``
+  (sortable, one per notification: a re-send replaces the file atomically).
+
+URLs hold credentials: only ``url(privacy=True)`` forms reach a log or an error message.
+"""
+
+# Apprise ships partial type hints: its plugin base and decorators are untyped.
+# mypy: disallow-untyped-calls=False, disallow-untyped-decorators=False
+# mypy: disallow-subclassing-any=False
+
+from __future__ import annotations
+
+import contextlib
+import email
+import email.policy
+import logging
+import os
+import re
+import smtplib
+import socket
+import ssl
+import tempfile
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from email.utils import format_datetime, formataddr
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlsplit
+
+import apprise
+from apprise.decorators import notify as apprise_notify
+from apprise.plugins.email import NotifyEmail
+from apprise.utils.parse import is_email
+
+from models.delivery import DeliveryError, RenderedMessage, Transport
+from models.tables import Contact, Notification
+
+if TYPE_CHECKING:
+    from config.settings import Settings
+
+log = logging.getLogger(__name__)
+
+OUTBOX_SCHEMA = "outbox"
+EMAIL_SCHEMAS = ("mailto", "mailtos")
+# 7bit: non-ASCII bodies go quoted-printable/base64, so any SMTP server takes them.
+MAIL_POLICY = email.policy.SMTP.clone(cte_type="7bit")
+_SAFE_FILE_NAME = re.compile(r"^[0-9]{8}T[0-9]{6}-n[0-9]+-[a-z0-9_-]+\.eml$")
+
+
+# --- the message -----------------------------------------------------------------------------
+
+
+def message_id(notification: Notification, domain: str) -> str:
+    """Stable per notification: a re-send after a crash carries the same Message-ID."""
+    cycle = f".c{notification.cycle_id}" if notification.cycle_id is not None else ""
+    return f"<notification-{notification.id}{cycle}@{domain}>"
+
+
+def build_email(
+    notification: Notification,
+    contact: Contact,
+    message: RenderedMessage,
+    *,
+    from_header: str,
+    domain: str,
+    date: datetime,
+) -> EmailMessage:
+    """The RFC 5322 message: headers, a text/plain part and a text/html alternative."""
+    mail = EmailMessage(policy=MAIL_POLICY)
+    mail["Subject"] = " ".join(message.subject.split())
+    mail["From"] = from_header
+    mail["To"] = formataddr((contact.name or "", contact.email))
+    mail["Date"] = format_datetime(date.astimezone(UTC))
+    mail["Message-ID"] = message_id(notification, domain)
+    # RFC 3834: out-of-office replies must not answer this.
+    mail["Auto-Submitted"] = "auto-generated"
+    mail["X-Reportcycle-Notification"] = str(notification.id)
+    mail["X-Reportcycle-Kind"] = notification.kind
+    mail.set_content(message.text)
+    mail.add_alternative(message.html, subtype="html")
+    return mail
+
+
+def outbox_file_name(notification: Notification, date: datetime) -> str:
+    kind = re.sub(r"[^a-z0-9_-]", "-", notification.kind.lower()) or "message"
+    return f"{date.astimezone(UTC):%Y%m%dT%H%M%S}-n{notification.id}-{kind}.eml"
+
+
+# --- SMTP through Apprise --------------------------------------------------------------------
+
+
+def classify_smtp_error(exc: BaseException, server: str) -> DeliveryError:
+    """A short, credential-free description of an SMTP failure, and whether it is permanent."""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        replies = list(exc.recipients.values())
+        codes = [code for code, _ in replies]
+        text = "; ".join(f"{code} {_decode(reply)}" for code, reply in replies)
+        return DeliveryError(
+            f"recipient refused by {server}: {text}", permanent=all(c >= 500 for c in codes)
+        )
+    if isinstance(exc, smtplib.SMTPAuthenticationError | smtplib.SMTPSenderRefused):
+        return DeliveryError(
+            f"{server} refused our login or sender ({exc.smtp_code} {_decode(exc.smtp_error)}):"
+            " check REPORTCYCLE_MAIL_URL",
+            permanent=False,
+        )
+    if isinstance(exc, smtplib.SMTPResponseException):
+        code = exc.smtp_code
+        return DeliveryError(
+            f"{server} answered {code} {_decode(exc.smtp_error)}", permanent=code >= 500
+        )
+    if isinstance(exc, smtplib.SMTPServerDisconnected):
+        return DeliveryError(f"{server} disconnected: {exc}", permanent=False)
+    if isinstance(exc, TimeoutError | socket.timeout):
+        return DeliveryError(f"{server} timed out", permanent=False)
+    if isinstance(exc, ConnectionRefusedError):
+        return DeliveryError(f"{server} refused the connection", permanent=False)
+    if isinstance(exc, ssl.SSLError):
+        return DeliveryError(f"TLS with {server} failed: {exc}", permanent=False)
+    if isinstance(exc, OSError | smtplib.SMTPException):
+        return DeliveryError(f"{server}: {type(exc).__name__}: {exc}", permanent=False)
+    return DeliveryError(f"{server}: {type(exc).__name__}: {exc}", permanent=False)
+
+
+def _decode(reply: bytes | str) -> str:
+    text = reply.decode("utf-8", errors="replace") if isinstance(reply, bytes) else str(reply)
+    return " ".join(text.split())
+
+
+class PreparedEmail(NotifyEmail):
+    """Apprise's email service sending one prepared message, keeping the SMTP error."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.prepared: EmailMessage | None = None
+        self.error: DeliveryError | None = None
+
+    @property
+    def server(self) -> str:
+        return f"{self.smtp_host}:{self.port}"
+
+    def send(self, body: str, title: str = "", *args: Any, **kwargs: Any) -> bool:
+        if self.prepared is None or not self.targets:
+            self.error = DeliveryError("no prepared message or recipient", permanent=True)
+            return False
+        recipients = [address for _, address in self.targets]
+        self.throttle()
+        try:
+            with self._connection() as smtp:
+                smtp.sendmail(str(self.from_addr[1]), recipients, self.prepared.as_bytes())
+        except Exception as exc:
+            self.error = classify_smtp_error(exc, self.server)
+            self.logger.warning("Email to %s failed: %s", ", ".join(recipients), self.error)
+            return False
+        self.logger.info("Sent Email to %s", ", ".join(recipients))
+        return True
+
+    @contextlib.contextmanager
+    def _connection(self) -> Iterator[smtplib.SMTP]:
+        """The connection the URL describes, as Apprise's own email plugin makes it."""
+        context = ssl.create_default_context()
+        if not self.verify_certificate:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        timeout = float(self.socket_connect_timeout)
+        port = int(self.port or 25)
+        smtp: smtplib.SMTP
+        if self.secure_mode == "ssl":
+            smtp = smtplib.SMTP_SSL(self.smtp_host, port, timeout=timeout, context=context)
+        else:
+            smtp = smtplib.SMTP(self.smtp_host, port, timeout=timeout)
+        try:
+            if self.secure_mode == "starttls":
+                smtp.starttls(context=context)
+            if self.user and self.password:
+                smtp.login(self.user, self.password)
+            yield smtp
+        finally:
+            with contextlib.suppress(OSError, smtplib.SMTPException):
+                smtp.quit()
+
+
+def parse_mail_url(url: str) -> dict[str, Any]:
+    """Apprise's reading of ``REPORTCYCLE_MAIL_URL``; ValueError (without the URL) if bad."""
+    scheme = urlsplit(url).scheme.lower()
+    if scheme not in EMAIL_SCHEMAS:
+        raise ValueError(
+            "REPORTCYCLE_MAIL_URL must be an Apprise mailto:// or mailtos:// URL"
+            f" (got a {scheme or 'scheme-less'} URL)"
+        )
+    parsed = NotifyEmail.parse_url(url)
+    if not parsed:
+        raise ValueError("REPORTCYCLE_MAIL_URL is not a URL Apprise can read")
+    return dict(parsed)
+
+
+# --- the outbox: an Apprise custom notification ----------------------------------------------
+
+
+@apprise_notify(on=OUTBOX_SCHEMA, name="reportcycle outbox (.eml files)")
+def write_outbox(
+    body: str, title: str, notify_type: str, meta: dict[str, Any], *args: Any, **kwargs: Any
+) -> bool:
+    """Write the RFC 5322 message in ``body`` to ``{dir}/{name}`` (atomically)."""
+    qsd = meta.get("qsd", {})
+    directory = Path(qsd["dir"])
+    name = qsd["name"]
+    if not _SAFE_FILE_NAME.match(name):
+        raise ValueError(f"unsafe outbox file name {name!r}")
+    parsed = email.message_from_string(body, policy=email.policy.default)
+    if parsed["Message-ID"] is None:
+        raise ValueError("the outbox takes whole RFC 5322 messages")
+    directory.mkdir(parents=True, exist_ok=True)
+    data = parsed.as_bytes(policy=MAIL_POLICY)
+    fd, temporary = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".eml")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(temporary, directory / name)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+    return True
+
+
+# --- the transport ---------------------------------------------------------------------------
+
+
+class AppriseTransport:
+    """``Transport`` over Apprise: SMTP when a mail URL is set, else the .eml outbox."""
+
+    def __init__(
+        self,
+        *,
+        mail_url: str | None,
+        mail_from: str,
+        outbox_dir: Path,
+        domain: str,
+    ) -> None:
+        self._mail = parse_mail_url(mail_url) if mail_url else None
+        self.mail_from = mail_from
+        self.outbox_dir = outbox_dir
+        self.domain = domain
+
+    @property
+    def uses_outbox(self) -> bool:
+        return self._mail is None
+
+    def send(self, notification: Notification, contact: Contact, message: RenderedMessage) -> None:
+        if notification.channel == "email":
+            self._send_email(notification, contact, message)
+        elif notification.channel == "notify_url":
+            self._send_notify_url(notification, contact, message)
+        else:
+            raise DeliveryError(f"unknown channel {notification.channel!r}", permanent=True)
+
+    def _date(self, notification: Notification) -> datetime:
+        # The claim time is the delivery's "now" (an injected clock in the demo and tests).
+        return notification.claimed_at or datetime.now(UTC)
+
+    def _send_email(
+        self, notification: Notification, contact: Contact, message: RenderedMessage
+    ) -> None:
+        address = contact.email.strip()
+        if not is_email(address):
+            raise DeliveryError(f"not a valid email address: {address!r}", permanent=True)
+        date = self._date(notification)
+        if self._mail is None:
+            prepared = build_email(
+                notification,
+                contact,
+                message,
+                from_header=self.mail_from,
+                domain=self.domain,
+                date=date,
+            )
+            self._write_outbox(notification, prepared, date)
+            return
+        options = dict(self._mail)
+        options["targets"] = [address]
+        if not options.get("from_addr"):
+            options["from_addr"] = self.mail_from
+        try:
+            service = PreparedEmail(**options)
+        except Exception as exc:
+            raise DeliveryError(
+                f"REPORTCYCLE_MAIL_URL could not be loaded: {type(exc).__name__}", permanent=False
+            ) from None
+        service.prepared = build_email(
+            notification,
+            contact,
+            message,
+            from_header=formataddr((str(service.from_addr[0] or ""), str(service.from_addr[1]))),
+            domain=self.domain,
+            date=date,
+        )
+        sender = apprise.Apprise()
+        sender.add(service)
+        result = sender.notify(body=message.text, title=message.subject)
+        if not result:
+            raise service.error or DeliveryError(
+                f"{service.url(privacy=True)} did not take the message ({result.status.name})",
+                permanent=False,
+            )
+
+    def _write_outbox(
+        self, notification: Notification, prepared: EmailMessage, date: datetime
+    ) -> None:
+        name = outbox_file_name(notification, date)
+        url = f"{OUTBOX_SCHEMA}://?dir={quote(str(self.outbox_dir), safe='')}&name={name}"
+        sender = apprise.Apprise()
+        if not sender.add(url):
+            raise DeliveryError("the outbox notification could not be loaded", permanent=False)
+        result = sender.notify(body=prepared.as_string(), title="")
+        if not result:
+            raise DeliveryError(
+                f"could not write {name} to the outbox {self.outbox_dir}", permanent=False
+            )
+
+    def _send_notify_url(
+        self, notification: Notification, contact: Contact, message: RenderedMessage
+    ) -> None:
+        url = (contact.notify_url or "").strip()
+        if not url:
+            raise DeliveryError(f"contact {contact.id} has no notify URL", permanent=True)
+        if urlsplit(url).scheme.lower() == OUTBOX_SCHEMA:
+            # The outbox writes files where its URL says: not for contacts' URLs.
+            raise DeliveryError(
+                f"contact {contact.id}: outbox:// is not a notify URL", permanent=True
+            )
+        sender = apprise.Apprise()
+        if not sender.add(url):
+            raise DeliveryError(
+                f"the notify URL of contact {contact.id} is not a URL Apprise can load",
+                permanent=True,
+            )
+        service = sender[0]
+        result = sender.notify(
+            body=message.text, title=message.subject, body_format=apprise.NotifyFormat.TEXT
+        )
+        if not result:
+            raise DeliveryError(
+                f"{service.service_name} ({service.url(privacy=True)}) did not take the message"
+                f" ({result.status.name})",
+                permanent=False,
+            )
+
+
+def message_domain(settings: Settings) -> str:
+    """The Message-ID domain: the web app's host name (stable for an installation)."""
+    host = urlsplit(settings.base_url).hostname or "reportcycle.invalid"
+    return host if "." in host else f"{host}.reportcycle.invalid"
+
+
+def default_transport(settings: Settings) -> Transport:
+    mail_url = settings.mail_url.get_secret_value() if settings.mail_url else None
+    return AppriseTransport(
+        mail_url=mail_url,
+        mail_from=settings.mail_from,
+        outbox_dir=settings.outbox_path,
+        domain=message_domain(settings),
+    )

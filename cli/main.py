@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from cli import ops_commands, plan_commands
+from cli import demo, ops_commands, plan_commands
 from cli.common import console, load_settings
 
 app = typer.Typer(
@@ -46,6 +46,7 @@ def db_upgrade() -> None:
 
 
 plan_commands.register(app)
+demo.register(app)
 ops_commands.register(app)
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,0 +1,682 @@
+"""The agency form's routes, through FastAPI's TestClient, on the real databases."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+from sqlmodel import Session, col, select
+
+from config.settings import Settings
+from models.clock import SimulatedClock
+from models.tables import (
+    AccessToken,
+    AuditEvent,
+    Cycle,
+    CycleState,
+    Milestone,
+    MilestoneRevision,
+    MilestoneStatus,
+    RequestState,
+    RevisionKind,
+    SubmissionRevision,
+    UpdateRequest,
+)
+from models.tokens import issue_token
+from tests.web_helpers import NOW, Scenario, build_scenario
+from web.app import create_app
+from web.deps import WebOptions
+
+ClientFactory = Callable[..., TestClient]
+
+
+@pytest.fixture
+def scenario(session: Session) -> Scenario:
+    return build_scenario(session)
+
+
+@pytest.fixture
+def clock() -> SimulatedClock:
+    return SimulatedClock(NOW + timedelta(hours=1))
+
+
+@pytest.fixture
+def make_client(session: Session, tmp_path: Path, clock: SimulatedClock) -> Iterator[ClientFactory]:
+    """Clients of an app whose sessions join the test's rolled-back connection."""
+    connection = session.connection()
+    clients: list[TestClient] = []
+
+    def factory(**options: Any) -> TestClient:
+        settings = Settings(secret_key="s" * 48, data_dir=tmp_path, broker_url=None)
+        app = create_app(
+            settings,
+            engine=connection.engine,
+            clock=clock,
+            session_factory=lambda: Session(
+                bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
+            ),
+            options=WebOptions(**options),
+        )
+        client = TestClient(app, base_url="http://testserver")
+        clients.append(client)
+        return client
+
+    yield factory
+    for client in clients:
+        client.close()
+
+
+def csrf_of(html: str) -> str:
+    match = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert match, "no CSRF field in the page"
+    return match[1]
+
+
+def base_of(html: str) -> str:
+    match = re.search(r'name="base" value="([0-9]+)"', html)
+    assert match
+    return match[1]
+
+
+def continue_from_link(client: TestClient, token: str, email: str = "kahu@mbie.test") -> str:
+    landing = client.get(f"/r/{token}")
+    assert landing.status_code == 200
+    response = client.post(
+        f"/r/{token}", data={"csrf": csrf_of(landing.text), "email": email}, follow_redirects=False
+    )
+    assert response.status_code == 303
+    assert response.headers["location"] == "/form"
+    form = client.get("/form")
+    assert form.status_code == 200
+    return form.text
+
+
+def form_fields(scenario: Scenario, page: str, **fields: str) -> dict[str, str]:
+    data = {"csrf": csrf_of(page), "base": base_of(page)}
+    data.update(fields)
+    return data
+
+
+def snapshot(session: Session) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every table the form could touch."""
+    session.expire_all()
+    tables = [
+        "updaterequest",
+        "accesstoken",
+        "submissionrevision",
+        "milestone",
+        "milestonerevision",
+        "auditevent",
+    ]
+    return {
+        name: sorted(
+            tuple(str(v) for v in row)
+            for row in session.connection().execute(sa.text(f"SELECT * FROM {name}"))  # noqa: S608
+        )
+        for name in tables
+    }
+
+
+# --- the link -----------------------------------------------------------------------------
+
+
+def test_a_scanners_get_shows_the_page_and_changes_nothing(
+    session: Session, scenario: Scenario, make_client: ClientFactory
+) -> None:
+    client = make_client()
+    before = snapshot(session)
+    response = client.get(f"/r/{scenario.token}")
+    assert response.status_code == 200
+    assert "Hīkina Whakatutuki – Ministry of Business" in response.text
+    assert "2022" in response.text and "Continue" in response.text
+    assert snapshot(session) == before
+    # The link still works afterwards: the GET did not consume it.
+    page = continue_from_link(make_client(), scenario.token)
+    assert "Publish guidance for employers" in page
+    request = session.get(UpdateRequest, scenario.request_id)
+    assert request is not None
+    session.refresh(request)
+    assert request.state is RequestState.OPENED
+
+
+def test_unknown_expired_and_revoked_tokens_get_the_same_page(
+    session: Session, scenario: Scenario, make_client: ClientFactory
+) -> None:
+    client = make_client()
+    csrf = csrf_of(client.get(f"/r/{scenario.token}").text)
+    unknown = client.get("/r/" + "A" * 43)
+    request = session.get(UpdateRequest, scenario.request_id)
+    assert request is not None
+    revoked_token = issue_token(session, request, NOW)
+    issue_token(session, request, NOW, revoke_all=True)  # revokes revoked_token
+    cycle = session.get(Cycle, scenario.cycle_id)
+    assert cycle is not None
+    session.commit()
+    revoked = client.get(f"/r/{revoked_token}")
+    cycle.closed_at = NOW - timedelta(days=30)
+    session.add(cycle)
+    session.commit()
+    expired = client.get(f"/r/{scenario.token}")
+    odd = client.get("/r/not/even%20a%20token")
+    responses = [unknown, revoked, expired, odd]
+    assert {r.status_code for r in responses} == {404}
+    assert len({r.text for r in responses}) == 1
+    assert "This link does not work" in unknown.text
+    assert scenario.coordinator_email in unknown.text
+    # Continuing with a dead token is refused the same way, and opens nothing.
+    posted = [
+        client.post(f"/r/{token}", data={"csrf": csrf, "email": "a@b.nz"})
+        for token in ("A" * 43, revoked_token, scenario.token)
+    ]
+    assert [r.status_code for r in posted] == [404, 404, 404]
+    assert {r.text for r in posted} == {unknown.text}
+    session.refresh(request)
+    assert request.state is RequestState.SENT
+
+
+def test_continue_sets_a_safe_session_cookie_and_redirects_without_the_token(
+    session: Session, scenario: Scenario, make_client: ClientFactory
+) -> None:
+    client = make_client()
+    landing = client.get(f"/r/{scenario.token}")
+    response = client.post(
+        f"/r/{scenario.token}",
+        data={"csrf": csrf_of(landing.text), "email": "kahu@mbie.test"},
+        follow_redirects=False,
+    )
+    assert response.status_code == 303
+    assert response.headers["location"] == "/form"
+    assert scenario.token not in response.headers["location"]
+    cookie = response.headers["set-cookie"].lower()
+    assert "httponly" in cookie and "samesite=lax" in cookie
+    assert "secure" not in cookie  # served over http here; https base URLs add it
+    events = session.exec(
+        select(AuditEvent).where(
+            AuditEvent.action == "request.opened", AuditEvent.cycle_id == scenario.cycle_id
+        )
+    ).all()
+    assert [e.actor for e in events] == ["kahu@mbie.test"]
+    token = session.exec(
+        select(AccessToken).where(AccessToken.update_request_id == scenario.request_id)
+    ).one()
+    session.refresh(token)
+    assert token.last_used_at is not None
+
+
+def test_https_base_url_marks_the_cookie_secure(
+    session: Session, scenario: Scenario, tmp_path: Path, clock: SimulatedClock
+) -> None:
+    connection = session.connection()
+    settings = Settings(
+        secret_key="s" * 48, data_dir=tmp_path, base_url="https://reports.example.govt.nz"
+    )
+    app = create_app(
+        settings,
+        engine=connection.engine,
+        clock=clock,
+        session_factory=lambda: Session(
+            bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
+        ),
+    )
+    with TestClient(app, base_url="https://testserver") as client:
+        response = client.get(f"/r/{scenario.token}")
+    assert "secure" in response.headers["set-cookie"].lower()
+
+
+def test_continue_needs_an_email(scenario: Scenario, make_client: ClientFactory) -> None:
+    client = make_client()
+    landing = client.get(f"/r/{scenario.token}")
+    response = client.post(
+        f"/r/{scenario.token}", data={"csrf": csrf_of(landing.text), "email": "not an email"}
+    )
+    assert response.status_code == 400
+    assert 'href="#email"' in response.text
+    assert 'value="not an email"' in response.text
+
+
+def test_security_headers_on_every_page(scenario: Scenario, make_client: ClientFactory) -> None:
+    client = make_client()
+    for path in (f"/r/{scenario.token}", "/r/unknown", "/form", "/healthz", "/static/form.css"):
+        headers = client.get(path).headers
+        assert headers["referrer-policy"] == "no-referrer", path
+        assert headers["cache-control"] == "no-store", path
+        assert headers["x-content-type-options"] == "nosniff", path
+        csp = headers["content-security-policy"]
+        assert "frame-ancestors 'none'" in csp and "default-src 'self'" in csp
+        assert "http" not in csp  # no third-party source
+
+
+def test_form_without_a_session_asks_to_open_the_link(make_client: ClientFactory) -> None:
+    response = make_client().get("/form")
+    assert response.status_code == 401
+    assert "open the link" in response.text.lower()
+
+
+# --- CSRF, limits --------------------------------------------------------------------------
+
+
+def test_a_forged_or_missing_csrf_token_is_refused_and_nothing_saved(
+    session: Session, scenario: Scenario, make_client: ClientFactory
+) -> None:
+    client = make_client()
+    client.get(f"/r/{scenario.token}")
+    refused = client.post(f"/r/{scenario.token}", data={"csrf": "forged", "email": "a@b.nz"})
+    assert refused.status_code == 403
+    request = session.get(UpdateRequest, scenario.request_id)
+    assert request is not None
+    session.refresh(request)
+    assert request.state is RequestState.SENT
+
+    page = continue_from_link(client, scenario.token)
+    milestone = scenario.milestone_ids[0]
+    fields = form_fields(scenario, page, **{f"m-{milestone}-progress": "on_track"})
+    for csrf in ("forged", None):
+        data = dict(fields, action="save")
+        if csrf is None:
+            del data["csrf"]
+        else:
+            data["csrf"] = csrf
+        assert client.post("/form", data=data).status_code == 403
+    reopen = client.post("/form/reopen", data={"csrf": "forged"})
+    assert reopen.status_code == 403
+    revisions = session.exec(
+        select(SubmissionRevision).where(
+            SubmissionRevision.update_request_id == scenario.request_id
+        )
+    ).all()
+    assert revisions == []
+
+
+def test_a_body_over_the_limit_gets_413_and_nothing_saved(
+    session: Session, scenario: Scenario, make_client: ClientFactory
+) -> None:
+    client = make_client(max_body_bytes=4096)
+    page = continue_from_link(client, scenario.token)
+    data = form_fields(
+        scenario, page, action="save", **{f"a-{scenario.objective_id}-0-text": "x" * 8000}
+    )
+    response = client.post("/form", data=data)
+    assert response.status_code == 413
+    assert (
+        session.exec(
+            select(SubmissionRevision).where(
+                SubmissionRevision.update_request_id == scenario.request_id
+            )
+        ).all()
+        == []
+    )
+
+
+def test_token_attempts_are_rate_limited_per_client(
+    scenario: Scenario, make_client: ClientFactory
+) -> None:
+    client = make_client(token_attempts=3)
+    statuses = [client.get(f"/r/guess-{n}").status_code for n in range(3)]
+    assert statuses == [404, 404, 404]
+    limited = client.get(f"/r/{scenario.token}")
+    assert limited.status_code == 429
+    assert int(limited.headers["retry-after"]) >= 1
+    assert client.post(f"/r/{scenario.token}", data={}).status_code == 429
+
+
+# --- saving --------------------------------------------------------------------------------
+
+
+def test_script_in_an_achievement_is_shown_as_text(
+    scenario: Scenario, make_client: ClientFactory
+) -> None:
+    client = make_client()
+    page = continue_from_link(client, scenario.token)
+    script = '<script>alert("x")</script> & Ngā mihi'
+    data = form_fields(
+        scenario, page, action="save", **{f"a-{scenario.objective_id}-0-text": script}
+    )
+    saved = client.post("/form", data=data)
+    assert saved.status_code == 200
+    assert "Draft saved" in saved.text
+    assert "<script>alert" not in saved.text
+    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; &amp; Ngā mihi" in saved.text
+
+
+def test_a_link_that_is_not_http_is_refused_beside_the_field(
+    session: Session, scenario: Scenario, make_client: ClientFactory
+) -> None:
+    client = make_client()
+    page = continue_from_link(client, scenario.token)
+    prefix = f"a-{scenario.objective_id}-0"
+    data = form_fields(
+        scenario,
+        page,
+        action="save",
+        **{
+            f"{prefix}-text": "Published the employer guide – kei te pai",
+            f"{prefix}-link_title": "Guide",
+            f"{prefix}-link_url": "javascript:alert(1)",
+        },
+    )
+    response = client.post("/form", data=data)
+    assert response.status_code == 400
+    assert f'href="#{prefix}-link_url"' in response.text  # the summary links to the field
+    assert f'id="{prefix}-link_url-error"' in response.text  # the message beside it
+    assert "https://" in response.text
+    assert "Published the employer guide – kei te pai" in response.text  # nothing typed lost
+    assert 'value="javascript:alert(1)"' in response.text
+    assert (
+        session.exec(
+            select(SubmissionRevision).where(
+                SubmissionRevision.update_request_id == scenario.request_id
+            )
+        ).all()
+        == []
+    )
+
+
+def test_an_unreadable_period_is_refused_and_the_typed_text_kept(
+    scenario: Scenario, make_client: ClientFactory
+) -> None:
+    client = make_client()
+    page = continue_from_link(client, scenario.token)
+    milestone = scenario.milestone_ids[1]
+    data = form_fields(
+        scenario,
+        page,
+        action="submit",
+        **{
+            f"m-{milestone}-progress": "delayed",
+            f"m-{milestone}-new_period": "sometime soon",
+            f"m-{milestone}-reason": "Waiting on the translation – he reo Māori.",
+        },
+    )
+    response = client.post("/form", data=data)
+    assert response.status_code == 400
+    assert f'href="#m-{milestone}-new_period"' in response.text
+    assert f'id="m-{milestone}-new_period-error"' in response.text
+    assert "“sometime soon” is not a period we can read" in response.text
+    assert 'value="sometime soon"' in response.text
+    assert "Waiting on the translation – he reo Māori." in response.text
+    # A submission must also answer every milestone.
+    assert f'href="#m-{scenario.milestone_ids[0]}-progress"' in response.text
+
+
+def test_add_another_without_javascript_keeps_what_was_typed(
+    session: Session, scenario: Scenario, make_client: ClientFactory
+) -> None:
+    client = make_client()
+    page = continue_from_link(client, scenario.token)
+    objective = scenario.objective_id
+    data = form_fields(
+        scenario,
+        page,
+        action=f"add:a-{objective}",
+        **{f"a-{objective}-0-text": "Trained 40 inspectors", f"f-{objective}-0-text": "Ōtautahi"},
+    )
+    response = client.post("/form", data=data)
+    assert response.status_code == 200
+    assert f'name="a-{objective}-1-text"' in response.text
+    assert "Trained 40 inspectors" in response.text and "Ōtautahi" in response.text
+    removed = client.post(
+        "/form", data=dict(data, action=f"remove:a-{objective}-0", **{f"a-{objective}-1-text": ""})
+    )
+    assert "Trained 40 inspectors" not in removed.text
+    assert "Ōtautahi" in removed.text
+    assert (
+        session.exec(
+            select(SubmissionRevision).where(
+                SubmissionRevision.update_request_id == scenario.request_id
+            )
+        ).all()
+        == []
+    )
+
+
+def test_concurrent_saves_give_the_second_a_conflict_and_overwrite_nothing(
+    session: Session, scenario: Scenario, make_client: ClientFactory
+) -> None:
+    first, second = make_client(), make_client()
+    first_page = continue_from_link(first, scenario.token, "aroha@mbie.test")
+    second_page = continue_from_link(second, scenario.token, "tane@mbie.test")
+    objective = scenario.objective_id
+    saved = first.post(
+        "/form",
+        data=form_fields(
+            scenario, first_page, action="save", **{f"a-{objective}-0-text": "Aroha's version"}
+        ),
+    )
+    assert saved.status_code == 200
+    clash = second.post(
+        "/form",
+        data=form_fields(
+            scenario, second_page, action="save", **{f"a-{objective}-0-text": "Tāne's version"}
+        ),
+    )
+    assert clash.status_code == 409
+    assert "Someone else saved this answer" in clash.text
+    assert "Aroha&#39;s version" in clash.text and "Tāne&#39;s version" in clash.text
+    assert "aroha@mbie.test" in clash.text
+    revisions = session.exec(
+        select(SubmissionRevision).where(
+            SubmissionRevision.update_request_id == scenario.request_id
+        )
+    ).all()
+    assert [(r.number, r.author) for r in revisions] == [(1, "aroha@mbie.test")]
+    assert revisions[0].content["achievements"][0]["text"] == "Aroha's version"
+    # Saving again from the conflict page (after merging by hand) is based on revision 1.
+    merged = second.post(
+        "/form",
+        data=form_fields(
+            scenario, clash.text, action="save", **{f"a-{objective}-0-text": "Both versions"}
+        ),
+    )
+    assert merged.status_code == 200
+    session.expire_all()
+    numbers = session.exec(
+        select(SubmissionRevision.number, SubmissionRevision.author).where(
+            SubmissionRevision.update_request_id == scenario.request_id
+        )
+    ).all()
+    assert sorted(numbers) == [(1, "aroha@mbie.test"), (2, "tane@mbie.test")]
+
+
+def test_draft_then_submit_keeps_revisions_and_records_milestone_history(
+    session: Session, scenario: Scenario, make_client: ClientFactory, clock: SimulatedClock
+) -> None:
+    client = make_client()
+    page = continue_from_link(client, scenario.token)
+    done, late = scenario.milestone_ids
+    objective = scenario.objective_id
+    answer = {
+        f"m-{done}-progress": "completed",
+        f"m-{done}-completed_on": "2022-02-01",
+        f"m-{done}-achievement": "Guidance published in English and te reo Māori.",
+        f"m-{late}-progress": "delayed",
+        f"m-{late}-new_period": "Q4 2022",
+        f"m-{late}-reason": "Waiting for the translation.",
+        f"a-{objective}-0-text": "Launched the employer hotline.",
+        f"a-{objective}-0-link_title": "Hotline",
+        f"a-{objective}-0-link_url": "https://www.employment.govt.nz/hotline",
+        f"n-{objective}-0-period": "Quarter 1 2023",
+        f"n-{objective}-0-text": "Evaluate the hotline.",
+    }
+    draft = client.post("/form", data=form_fields(scenario, page, action="save", **answer))
+    assert draft.status_code == 200 and "Draft saved" in draft.text
+    request = session.get(UpdateRequest, scenario.request_id)
+    assert request is not None
+    session.refresh(request)
+    assert request.state is RequestState.DRAFT
+    milestone = session.get(Milestone, late)
+    assert milestone is not None and milestone.due_text == "Quarter 2 2022"  # drafts apply nothing
+
+    clock.advance(timedelta(hours=2))
+    submitted = client.post(
+        "/form", data=form_fields(scenario, draft.text, action="submit", **answer)
+    )
+    assert submitted.status_code == 200
+    assert "Submitted" in submitted.text and "Reopen to make changes" in submitted.text
+    session.expire_all()
+    revisions = session.exec(
+        select(SubmissionRevision)
+        .where(SubmissionRevision.update_request_id == scenario.request_id)
+        .order_by(col(SubmissionRevision.number))
+    ).all()
+    assert [(r.number, r.kind, r.author) for r in revisions] == [
+        (1, RevisionKind.DRAFT, "kahu@mbie.test"),
+        (2, RevisionKind.SUBMITTED, "kahu@mbie.test"),
+    ]
+    assert revisions[1].created_at == clock.now
+    completed = session.get(Milestone, done)
+    delayed = session.get(Milestone, late)
+    assert completed is not None and delayed is not None
+    assert completed.status is MilestoneStatus.COMPLETED
+    assert completed.completed_on == date(2022, 2, 1)
+    assert delayed.status is MilestoneStatus.DELAYED
+    assert (delayed.due_text, delayed.due_start, delayed.due_end) == (
+        "Q4 2022",
+        date(2022, 10, 1),
+        date(2022, 12, 31),
+    )
+    history = session.exec(
+        select(MilestoneRevision).where(MilestoneRevision.milestone_id == late)
+    ).all()
+    assert [
+        (h.year, h.previous_due_text, h.new_due_text, h.reason, h.changed_by) for h in history
+    ] == [(2022, "Quarter 2 2022", "Q4 2022", "Waiting for the translation.", "kahu@mbie.test")]
+    added = session.exec(
+        select(Milestone).where(
+            Milestone.objective_id == objective, Milestone.text == "Evaluate the hotline."
+        )
+    ).all()
+    assert [(m.lead_agency_id, m.due_text, m.first_reported_year) for m in added] == [
+        (scenario.agency_id, "Quarter 1 2023", 2022)
+    ]
+    actions = session.exec(
+        select(AuditEvent.action)
+        .where(AuditEvent.cycle_id == scenario.cycle_id)
+        .order_by(col(AuditEvent.id))
+    ).all()
+    assert actions == [
+        "request.opened",
+        "request.draft_saved",
+        "milestone.added",
+        "request.submitted",
+    ]
+
+    # Reopen and submit again: nothing is applied twice.
+    reopened = client.post("/form/reopen", data={"csrf": csrf_of(submitted.text)})
+    assert reopened.status_code == 200 and "Reopened" in reopened.text
+    resubmitted = client.post(
+        "/form", data=form_fields(scenario, reopened.text, action="submit", **answer)
+    )
+    assert resubmitted.status_code == 200 and "Submitted" in resubmitted.text
+    session.expire_all()
+    assert (
+        len(
+            session.exec(
+                select(MilestoneRevision).where(MilestoneRevision.milestone_id == late)
+            ).all()
+        )
+        == 1
+    )
+    assert (
+        len(
+            session.exec(
+                select(Milestone).where(
+                    Milestone.text == "Evaluate the hotline.", Milestone.objective_id == objective
+                )
+            ).all()
+        )
+        == 1
+    )
+    assert (
+        "request.reopened"
+        in session.exec(
+            select(AuditEvent.action).where(AuditEvent.cycle_id == scenario.cycle_id)
+        ).all()
+    )
+
+
+def test_the_coordinators_comment_shows_at_the_top(
+    session: Session, scenario: Scenario, make_client: ClientFactory
+) -> None:
+    request = session.get(UpdateRequest, scenario.request_id)
+    assert request is not None
+    request.state = RequestState.CHANGES_REQUESTED
+    request.change_comment = "Please add the <b>hotline</b> numbers – kia ora."
+    session.add(request)
+    session.commit()
+    page = continue_from_link(make_client(), scenario.token)
+    assert "The coordinator asked for changes" in page
+    assert "Please add the &lt;b&gt;hotline&lt;/b&gt; numbers – kia ora." in page
+
+
+def test_an_approved_cycle_cannot_be_reopened_or_saved(
+    session: Session, scenario: Scenario, make_client: ClientFactory
+) -> None:
+    client = make_client()
+    page = continue_from_link(client, scenario.token)
+    cycle = session.get(Cycle, scenario.cycle_id)
+    assert cycle is not None
+    cycle.state = CycleState.APPROVED
+    session.add(cycle)
+    session.commit()
+    milestone = scenario.milestone_ids[0]
+    response = client.post(
+        "/form",
+        data=form_fields(scenario, page, action="save", **{f"m-{milestone}-progress": "on_track"}),
+    )
+    assert response.status_code == 409
+    assert "approved" in response.text
+    assert client.post("/form/reopen", data={"csrf": csrf_of(page)}).status_code == 409
+
+
+def test_a_revoked_link_ends_the_session(
+    session: Session, scenario: Scenario, make_client: ClientFactory
+) -> None:
+    client = make_client()
+    continue_from_link(client, scenario.token)
+    request = session.get(UpdateRequest, scenario.request_id)
+    assert request is not None
+    issue_token(session, request, NOW, revoke_all=True)
+    session.commit()
+    assert client.get("/form").status_code == 401
+
+
+def test_live_period_check(scenario: Scenario, make_client: ClientFactory) -> None:
+    client = make_client()
+    assert client.get("/form/period", params={"text": "Q3 2023"}).status_code == 401
+    continue_from_link(client, scenario.token)
+    good = client.get("/form/period", params={"text": "Q3 2023"}).json()
+    assert good == {
+        "ok": True,
+        "text": "Quarter 3 2023",
+        "start": "2023-07-01",
+        "end": "2023-09-30",
+    }
+    bad = client.get("/form/period", params={"text": "Q5 2023"}).json()
+    assert bad["ok"] is False and "Q5 2023" in bad["message"]
+
+
+def test_autosave_answers_json(
+    session: Session, scenario: Scenario, make_client: ClientFactory
+) -> None:
+    client = make_client()
+    page = continue_from_link(client, scenario.token)
+    data = form_fields(
+        scenario, page, action="submit", **{f"f-{scenario.objective_id}-0-text": "Autosaved"}
+    )
+    response = client.post("/form", data=data, headers={"X-Autosave": "1"})
+    assert response.status_code == 200
+    assert response.json()["ok"] is True and response.json()["revision"] == 1
+    again = client.post("/form", data=data, headers={"X-Autosave": "1"})
+    assert again.status_code == 409 and again.json()["reason"] == "conflict"
+    kinds = session.exec(
+        select(SubmissionRevision.kind).where(
+            SubmissionRevision.update_request_id == scenario.request_id
+        )
+    ).all()
+    assert kinds == [RevisionKind.DRAFT]  # autosave never submits

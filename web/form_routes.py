@@ -1,0 +1,410 @@
+"""The tokenised agency form.
+
+- ``GET /r/{token}`` only shows a page (mail scanners fetch links): the agency, the cycle, a
+  field for the contact's email and a Continue button.
+- ``POST /r/{token}`` exchanges the token for a signed session cookie and redirects to
+  ``/form``, a URL without the token.
+- ``GET /form`` shows the answer; ``POST /form`` saves a draft, submits, or adds/removes a row
+  (without JavaScript); ``POST /form/reopen`` reopens a submitted answer;
+  ``GET /form/period`` checks a period as it is typed (JavaScript).
+
+An unknown, expired or revoked token always gets the same page with the same status.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter
+from sqlmodel import Session, col, select
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+
+from models.periods import parse_period
+from models.submissions import (
+    Conflict,
+    FieldError,
+    InvalidAnswer,
+    NotEditable,
+    RequestView,
+    load_request_view,
+    mark_opened,
+    period_problem,
+    reopen,
+    save_answer,
+)
+from models.tables import AccessToken, Contact, Cycle, RequestState, UpdateRequest
+from models.tokens import resolve_token
+from templates import render
+from web.deps import AppState, state_of
+from web.form_data import FormState, apply_row_action, blocks, parse_form
+from web.security import CSRF_FIELD, client_address, csrf_matches, csrf_token, require_csrf
+
+router = APIRouter()
+
+SESSION_REQUEST = "form_request"
+SESSION_LINK = "form_link"
+SESSION_WHO = "form_who"
+SESSION_FLASH = "form_flash"
+_EMAIL = re.compile(r"[^@\s<>\"]+@[^@\s<>\"]+\.[^@\s<>\"]+")
+
+STATE_LABELS = {
+    RequestState.PENDING: "not yet opened",
+    RequestState.SENT: "not yet opened",
+    RequestState.OPENED: "opened, nothing saved yet",
+    RequestState.DRAFT: "draft saved, not submitted",
+    RequestState.SUBMITTED: "submitted",
+    RequestState.CHANGES_REQUESTED: "changes requested by the coordinator",
+    RequestState.APPROVED: "approved",
+}
+
+
+def page(name: str, status: int = 200, **context: Any) -> HTMLResponse:
+    return HTMLResponse(render(f"forms/{name}", **context), status_code=status)
+
+
+# --- the link ------------------------------------------------------------------------------
+
+
+def _coordinator_contacts(db: Session) -> list[tuple[str | None, str]]:
+    return [
+        (name, email)
+        for name, email in db.exec(
+            select(Contact.name, Contact.email)
+            .where(col(Contact.is_coordinator), col(Contact.active))
+            .order_by(col(Contact.email))
+        ).all()
+    ]
+
+
+def _invalid_link(app: AppState, db: Session) -> HTMLResponse:
+    # The same page and status for a token that never existed, expired or was revoked.
+    return page("invalid_link.html", status=404, coordinators=_coordinator_contacts(db))
+
+
+def _too_many(app: AppState, key: str) -> HTMLResponse:
+    response = page("too_many.html", status=429)
+    response.headers["Retry-After"] = str(app.token_limiter.retry_after(key))
+    return response
+
+
+@router.get("/r/{token:path}", response_class=HTMLResponse)
+async def open_link(request: Request, token: str) -> Response:
+    app = state_of(request)
+    key = f"token:{client_address(request)}"
+    if not app.token_limiter.hit(key):
+        return _too_many(app, key)
+    csrf = csrf_token(request)
+    return await run_in_threadpool(_landing, app, token, csrf, None, "", 200)
+
+
+def _landing(
+    app: AppState, token: str, csrf: str, error: str | None, email: str, status: int
+) -> Response:
+    with app.session() as db:
+        found = resolve_token(db, token, app.now(), app.grace)
+        if found is None:
+            return _invalid_link(app, db)
+        _access, update_request, cycle = found
+        view = load_request_view(db, update_request.id or 0)
+        return page(
+            "landing.html",
+            status=status,
+            view=view,
+            csrf=csrf,
+            error=error,
+            email=email,
+            deadline=view.deadline,
+            state_label=STATE_LABELS[view.state],
+            cycle_year=cycle.year,
+        )
+
+
+@router.post("/r/{token:path}", response_class=HTMLResponse)
+async def continue_from_link(request: Request, token: str) -> Response:
+    app = state_of(request)
+    key = f"token:{client_address(request)}"
+    if not app.token_limiter.hit(key):
+        return _too_many(app, key)
+    form = await request.form(max_fields=20, max_files=0)
+    require_csrf(request, form.get(CSRF_FIELD))
+    email = str(form.get("email") or "").strip()
+    if not _EMAIL.fullmatch(email) or len(email) > 320:
+        return await run_in_threadpool(
+            _landing,
+            app,
+            token,
+            csrf_token(request),
+            "Enter your email address, such as name@agency.govt.nz.",
+            email,
+            400,
+        )
+    opened = await run_in_threadpool(_continue, app, token, email)
+    if isinstance(opened, Response):
+        return opened
+    request_id, token_id = opened
+    request.session.clear()  # a fresh session (and CSRF token) once the link is used
+    request.session[SESSION_REQUEST] = request_id
+    request.session[SESSION_LINK] = token_id
+    request.session[SESSION_WHO] = email
+    csrf_token(request)
+    return RedirectResponse("/form", status_code=303)
+
+
+def _continue(app: AppState, token: str, email: str) -> tuple[int, int] | Response:
+    with app.session() as db:
+        found = resolve_token(db, token, app.now(), app.grace)
+        if found is None:
+            return _invalid_link(app, db)
+        access, update_request, _cycle = found
+        assert access.id is not None and update_request.id is not None
+        mark_opened(db, update_request.id, access.id, author=email, now=app.now())
+        db.commit()
+        return update_request.id, access.id
+
+
+# --- the form ------------------------------------------------------------------------------
+
+
+def _session_request(request: Request, db: Session, app: AppState) -> int | None:
+    """The update request this browser session may answer, while its link is still live."""
+    request_id = request.session.get(SESSION_REQUEST)
+    token_id = request.session.get(SESSION_LINK)
+    if not isinstance(request_id, int) or not isinstance(token_id, int):
+        return None
+    row = db.exec(
+        select(AccessToken, Cycle)
+        .join(UpdateRequest, col(UpdateRequest.id) == AccessToken.update_request_id)
+        .join(Cycle, col(Cycle.id) == UpdateRequest.cycle_id)
+        .where(AccessToken.id == token_id, AccessToken.update_request_id == request_id)
+    ).first()
+    if row is None:
+        return None
+    access, cycle = row
+    now = app.now()
+    if access.revoked_at is not None:
+        return None
+    if access.expires_at is not None and now >= _aware(access.expires_at):
+        return None
+    if cycle.closed_at is not None and now >= _aware(cycle.closed_at) + app.grace:
+        return None
+    return request_id
+
+
+def _aware(moment: datetime) -> datetime:
+    # SQLite hands back naive datetimes for what was stored as UTC.
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _session_ended(request: Request) -> HTMLResponse:
+    for key in (SESSION_REQUEST, SESSION_LINK, SESSION_WHO):
+        request.session.pop(key, None)
+    return page("session_ended.html", status=401)
+
+
+def _form_page(
+    request: Request,
+    view: RequestView,
+    state: FormState,
+    *,
+    status: int = 200,
+    base: int | None = None,
+    conflict: Conflict | None = None,
+    notice: str | None = None,
+    focus: str | None = None,
+) -> HTMLResponse:
+    app = state_of(request)
+    errors_by_field: dict[str, list[str]] = {}
+    for error in state.errors:
+        errors_by_field.setdefault(error.field, []).append(error.message)
+    return page(
+        "form.html",
+        status=status,
+        view=view,
+        blocks=blocks(view, state),
+        raw=state.raw,
+        errors=state.errors,
+        field_errors=errors_by_field,
+        csrf=csrf_token(request),
+        base=view.revision_number if base is None else base,
+        conflict=conflict,
+        notice=notice,
+        who=str(request.session.get(SESSION_WHO) or ""),
+        state_label=STATE_LABELS[view.state],
+        show_comment=bool(view.change_comment)
+        and view.state not in (RequestState.SUBMITTED, RequestState.APPROVED),
+        autosave_seconds=app.options.autosave_seconds,
+        focus=focus,
+        objective_titles={o.id: o.title for o in view.objectives},
+    )
+
+
+@router.get("/form", response_class=HTMLResponse)
+async def show_form(request: Request) -> Response:
+    app = state_of(request)
+    notice = request.session.pop(SESSION_FLASH, None)
+    return await run_in_threadpool(_show_form, request, app, notice)
+
+
+def _show_form(request: Request, app: AppState, notice: str | None) -> Response:
+    with app.session() as db:
+        request_id = _session_request(request, db, app)
+        if request_id is None:
+            return _session_ended(request)
+        view = load_request_view(db, request_id)
+        return _form_page(request, view, FormState(answer=view.starting_answer()), notice=notice)
+
+
+@router.post("/form", response_class=HTMLResponse)
+async def post_form(request: Request) -> Response:
+    app = state_of(request)
+    form = await request.form(max_fields=app.options.max_form_fields, max_files=0)
+    autosave = request.headers.get("x-autosave") == "1"
+    if not csrf_matches(request, form.get(CSRF_FIELD)):
+        if autosave:
+            return JSONResponse({"ok": False, "reason": "csrf"}, status_code=403)
+        require_csrf(request, None)
+    return await run_in_threadpool(_post_form, request, app, _fields(form), autosave)
+
+
+def _fields(form: FormData) -> dict[str, str]:
+    return {name: value for name, value in form.items() if isinstance(value, str)}
+
+
+def _post_form(
+    request: Request, app: AppState, form: Mapping[str, str], autosave: bool
+) -> Response:
+    with app.session() as db:
+        request_id = _session_request(request, db, app)
+        if request_id is None:
+            if autosave:
+                return JSONResponse({"ok": False, "reason": "session"}, status_code=401)
+            return _session_ended(request)
+        view = load_request_view(db, request_id)
+        state = parse_form(form, view)
+        action = form.get("action", "save")
+        if apply_row_action(state, action):
+            focus = action.split(":", 1)[1] if action.startswith("add:") else None
+            return _form_page(request, view, state, base=_base(form, view), focus=focus)
+        if action not in ("save", "submit"):
+            action = "save"
+        base = _base(form, view)
+        if state.errors:
+            return _refused(request, view, state, base, autosave)
+        who = str(request.session.get(SESSION_WHO) or "unknown")
+        try:
+            result = save_answer(
+                db,
+                request_id,
+                state.answer,
+                submit=action == "submit" and not autosave,
+                base_revision=base,
+                author=who,
+                now=app.now(),
+            )
+            db.commit()
+        except InvalidAnswer as invalid:
+            db.rollback()
+            state.errors.extend(invalid.errors)
+            return _refused(request, view, state, base, autosave)
+        except Conflict as conflict:
+            db.rollback()
+            if autosave:
+                return JSONResponse({"ok": False, "reason": "conflict"}, status_code=409)
+            view = load_request_view(db, request_id)
+            return _form_page(
+                request, view, state, status=409, base=conflict.revision_number, conflict=conflict
+            )
+        except NotEditable as refused:
+            db.rollback()
+            if autosave:
+                return JSONResponse({"ok": False, "reason": "closed"}, status_code=409)
+            view = load_request_view(db, request_id)
+            state.errors.append(FieldError("form", str(refused)))
+            return _form_page(request, view, state, status=409)
+        if autosave:
+            return JSONResponse(
+                {"ok": True, "revision": result.revision_number, "at": _clock_text(app.now())}
+            )
+        if result.state is RequestState.SUBMITTED:
+            flash = f"Submitted (revision {result.revision_number}). Thank you."
+        else:
+            flash = f"Draft saved at {_clock_text(app.now())} (revision {result.revision_number})."
+        request.session[SESSION_FLASH] = flash
+        return RedirectResponse("/form", status_code=303)
+
+
+def _refused(
+    request: Request, view: RequestView, state: FormState, base: int, autosave: bool
+) -> Response:
+    if autosave:
+        return JSONResponse(
+            {"ok": False, "reason": "invalid", "errors": [e.field for e in state.errors]},
+            status_code=400,
+        )
+    return _form_page(request, view, state, status=400, base=base)
+
+
+def _base(form: Mapping[str, str], view: RequestView) -> int:
+    try:
+        return int(form.get("base", ""))
+    except ValueError:
+        return view.revision_number
+
+
+def _clock_text(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%H:%M UTC, %d %b %Y")
+
+
+@router.post("/form/reopen", response_class=HTMLResponse)
+async def reopen_answer(request: Request) -> Response:
+    app = state_of(request)
+    form = await request.form(max_fields=20, max_files=0)
+    require_csrf(request, form.get(CSRF_FIELD))
+    return await run_in_threadpool(_reopen, request, app)
+
+
+def _reopen(request: Request, app: AppState) -> Response:
+    with app.session() as db:
+        request_id = _session_request(request, db, app)
+        if request_id is None:
+            return _session_ended(request)
+        who = str(request.session.get(SESSION_WHO) or "unknown")
+        try:
+            reopen(db, request_id, author=who, now=app.now())
+            db.commit()
+        except NotEditable as refused:
+            db.rollback()
+            view = load_request_view(db, request_id)
+            state = FormState(answer=view.starting_answer())
+            state.errors.append(FieldError("form", str(refused)))
+            return _form_page(request, view, state, status=409)
+        request.session[SESSION_FLASH] = "Reopened: change the answer and submit it again."
+        return RedirectResponse("/form", status_code=303)
+
+
+@router.get("/form/period")
+async def check_period(request: Request, text: str = "") -> JSONResponse:
+    """Live period checking for the form's JavaScript (reads only)."""
+    if not isinstance(request.session.get(SESSION_REQUEST), int):
+        return JSONResponse({"ok": False, "message": "session ended"}, status_code=401)
+    text = text[:200]
+    if not text.strip():
+        return JSONResponse({"ok": True, "empty": True})
+    problem = period_problem(text)
+    if problem:
+        return JSONResponse({"ok": False, "message": problem})
+    period = parse_period(text.strip())
+    return JSONResponse(
+        {
+            "ok": True,
+            "text": period.canonical_text(),
+            "start": period.start.isoformat(),
+            "end": period.end.isoformat(),
+        }
+    )

@@ -1,0 +1,80 @@
+"""Health endpoints for the compose stack and load balancers.
+
+``/healthz``: the process is up (no dependencies checked). ``/readyz``: the database answers
+and the broker is reachable; otherwise 503 with a plain reason (no URL, no credential).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import socket
+from urllib.parse import urlsplit
+
+import sqlalchemy as sa
+from fastapi import APIRouter
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+
+from config.settings import Settings
+from web.deps import state_of
+
+router = APIRouter()
+TIMEOUT_SECONDS = 2.0
+
+
+@router.get("/healthz", response_class=PlainTextResponse)
+async def healthz() -> PlainTextResponse:
+    return PlainTextResponse("ok\n")
+
+
+@router.get("/readyz", response_class=PlainTextResponse)
+async def readyz(request: Request) -> PlainTextResponse:
+    app = state_of(request)
+    problem = await run_in_threadpool(database_problem, app.engine)
+    if problem is None:
+        problem = await run_in_threadpool(broker_problem, app.settings)
+    if problem is not None:
+        return PlainTextResponse(f"not ready: {problem}\n", status_code=503)
+    return PlainTextResponse("ready\n")
+
+
+def database_problem(engine: sa.Engine) -> str | None:
+    try:
+        with engine.connect() as connection:
+            connection.execute(sa.text("SELECT 1"))
+    except Exception as exc:  # any failure means not ready; say which kind, not the URL
+        return f"database unreachable ({type(exc).__name__})"
+    return None
+
+
+def broker_problem(settings: Settings) -> str | None:
+    if importlib.util.find_spec("worker.app") is not None:
+        return _celery_broker_problem()
+    return _url_broker_problem(settings.broker_url)
+
+
+def _celery_broker_problem() -> str | None:
+    try:
+        celery_app = importlib.import_module("worker.app").celery_app
+        with celery_app.connection_for_read() as connection:
+            connection.ensure_connection(max_retries=1, interval_start=0, timeout=TIMEOUT_SECONDS)
+    except Exception as exc:
+        return f"broker unreachable ({type(exc).__name__})"
+    return None
+
+
+def _url_broker_problem(url: str | None) -> str | None:
+    if not url:
+        return None  # the filesystem broker under the data directory needs no server
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or "127.0.0.1"
+        port = parts.port or (6379 if parts.scheme.startswith("redis") else 5672)
+    except ValueError:
+        return "broker URL unreadable"
+    try:
+        with socket.create_connection((host, port), timeout=TIMEOUT_SECONDS):
+            return None
+    except OSError as exc:
+        return f"broker unreachable ({type(exc).__name__})"

@@ -1,0 +1,398 @@
+"""Agencies' contacts: the people who receive update requests, and the coordinators.
+
+An email address is checked for shape (no guessing, no DNS). A contact's extra notify URL is
+an Apprise URL (Teams, Slack …) that may hold credentials: it is checked by asking Apprise to
+read it, and it is never printed back, logged or put in an error message beyond its scheme.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from models.tables import Agency, AnnualReport, Contact, Milestone, ObjectiveReport
+from models.tables import ObjectiveReportAgency as ActiveAgency
+
+
+class ContactError(ValueError):
+    """Bad contact input; the message names what and where."""
+
+
+# Deliberately plain: one @, a dot-atom-ish local part, a domain of letters, digits and
+# hyphens with at least one dot. Quoted local parts and IP-literal domains are refused.
+_LOCAL = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
+_LABEL = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+
+
+def normalise_email(text: str) -> str:
+    """The address with its domain in lower case; ContactError when it is not an address."""
+    address = text.strip()
+    if not address:
+        raise ContactError("the email address is empty")
+    if len(address) > 254:
+        raise ContactError(f"the email address {address[:40]!r}… is longer than 254 characters")
+    local, at, domain = address.rpartition("@")
+    if not at or not local or not domain:
+        raise ContactError(f"{address!r} is not an email address (it needs one @)")
+    if len(local) > 64 or not _LOCAL.fullmatch(local):
+        raise ContactError(f"{address!r} is not an email address (the part before @)")
+    labels = domain.split(".")
+    if len(labels) < 2 or not all(_LABEL.fullmatch(label) for label in labels):
+        raise ContactError(f"{address!r} is not an email address (the domain {domain!r})")
+    if labels[-1].isdigit():
+        raise ContactError(f"{address!r} is not an email address (the domain {domain!r})")
+    return f"{local}@{domain.lower()}"
+
+
+def url_scheme(url: str) -> str:
+    """What may be shown of a notify URL: its scheme only."""
+    scheme, sep, _rest = url.partition("://")
+    if sep and re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]{0,31}", scheme):
+        return f"{scheme.lower()}://…"
+    return "(not a URL)"
+
+
+@contextmanager
+def _apprise_quiet() -> Iterator[None]:
+    # Apprise logs an unparseable URL in full, credentials included: silence it while we ask.
+    logger = logging.getLogger("apprise")
+    was_disabled = logger.disabled
+    logger.disabled = True
+    try:
+        yield
+    finally:
+        logger.disabled = was_disabled
+
+
+# Schemes that Apprise reads but that are no extra channel for a person: mail goes through
+# REPORTCYCLE_MAIL_URL, and "outbox" is our own local writer.
+_REFUSED_SCHEMES = {"mailto", "mailtos", "outbox"}
+
+
+def check_notify_url(url: str) -> str:
+    """The URL, stripped, when Apprise can read it; ContactError (naming the scheme only)."""
+    value = url.strip()
+    if not value:
+        raise ContactError("the notify URL is empty")
+    shown = url_scheme(value)
+    scheme = value.partition("://")[0].lower()
+    if scheme in _REFUSED_SCHEMES:
+        raise ContactError(
+            f"the notify URL ({shown}) is an email URL; give the address as the contact's "
+            "email instead"
+        )
+    import apprise
+
+    with _apprise_quiet():
+        plugin = apprise.Apprise.instantiate(value, suppress_exceptions=True)
+    if plugin is None:
+        raise ContactError(
+            f"the notify URL ({shown}) is not an Apprise URL that Apprise can read "
+            "(see https://github.com/caronc/apprise/wiki for the URL of each service)"
+        )
+    return value
+
+
+def find_agency(session: Session, name: str) -> Agency:
+    """The agency by acronym or alias, case-insensitively; ContactError listing the known."""
+    wanted = name.strip().casefold()
+    agencies = session.exec(select(Agency).order_by(col(Agency.acronym))).all()
+    for agency in agencies:
+        if agency.acronym.casefold() == wanted:
+            return agency
+    for agency in agencies:
+        if any(alias.casefold() == wanted for alias in agency.aliases):
+            return agency
+    known = ", ".join(a.acronym for a in agencies) or "none yet: import a report first"
+    raise ContactError(f"no agency {name.strip()!r} (known: {known})")
+
+
+def add_contact(
+    session: Session,
+    agency: Agency,
+    email: str,
+    now: datetime,
+    *,
+    name: str | None = None,
+    notify_url: str | None = None,
+    coordinator: bool = False,
+) -> Contact:
+    """Add a contact to ``agency``; ContactError when it is bad or already there."""
+    address = normalise_email(email)
+    url = check_notify_url(notify_url) if notify_url else None
+    existing = _existing(session, agency, address)
+    if existing is not None:
+        raise ContactError(f"{address} is already a contact of {agency.acronym}")
+    contact = Contact(
+        agency_id=_id(agency),
+        email=address,
+        name=(name or "").strip() or None,
+        notify_url=url,
+        is_coordinator=coordinator,
+        created_at=now,
+    )
+    session.add(contact)
+    session.flush()
+    return contact
+
+
+def _existing(session: Session, agency: Agency, address: str) -> Contact | None:
+    return session.exec(
+        select(Contact).where(
+            col(Contact.agency_id) == _id(agency),
+            sa.func.lower(Contact.email) == address.lower(),
+        )
+    ).first()
+
+
+def _id(agency: Agency) -> int:
+    assert agency.id is not None
+    return agency.id
+
+
+# --- CSV import --------------------------------------------------------------------------
+
+CSV_COLUMNS = ("agency", "email", "name", "notify_url", "coordinator")
+_TRUE = {"yes", "y", "true", "1", "x"}
+_FALSE = {"no", "n", "false", "0", ""}
+
+
+@dataclass
+class ImportResult:
+    added: list[Contact] = field(default_factory=list)
+    updated: list[Contact] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Row:
+    line: int
+    agency: Agency
+    email: str
+    name: str | None
+    notify_url: str | None
+    coordinator: bool
+
+
+def import_contacts(session: Session, text: str, now: datetime) -> ImportResult:
+    """Add (or update) contacts from CSV text with the header
+    ``agency,email,name,notify_url,coordinator``. All or nothing: every problem is collected
+    and raised together as one ContactError naming the line and field; nothing is written."""
+    reader = csv.reader(io.StringIO(text.lstrip("\ufeff")))
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise ContactError("the CSV file is empty (it needs the header line)") from None
+    columns = [cell.strip().lower() for cell in header]
+    if tuple(columns) != CSV_COLUMNS:
+        raise ContactError(
+            f"line 1: the header must be {','.join(CSV_COLUMNS)} (found {','.join(columns)})"
+        )
+    problems: list[str] = []
+    rows: list[_Row] = []
+    seen: dict[tuple[int, str], int] = {}
+    for cells in reader:
+        line = reader.line_num
+        if not any(cell.strip() for cell in cells):
+            continue
+        if len(cells) != len(CSV_COLUMNS):
+            problems.append(f"line {line}: expected {len(CSV_COLUMNS)} fields, found {len(cells)}")
+            continue
+        row = _read_row(session, line, dict(zip(CSV_COLUMNS, cells, strict=True)), problems)
+        if row is None:
+            continue
+        key = (_id(row.agency), row.email.lower())
+        if key in seen:
+            problems.append(
+                f'line {line}, field "email": {row.email} of {row.agency.acronym} is already '
+                f"on line {seen[key]}"
+            )
+            continue
+        seen[key] = line
+        rows.append(row)
+    if problems:
+        raise ContactError("nothing imported:\n  " + "\n  ".join(problems))
+    result = ImportResult()
+    for row in rows:
+        existing = _existing(session, row.agency, row.email)
+        if existing is None:
+            contact = Contact(
+                agency_id=_id(row.agency),
+                email=row.email,
+                name=row.name,
+                notify_url=row.notify_url,
+                is_coordinator=row.coordinator,
+                created_at=now,
+            )
+            session.add(contact)
+            result.added.append(contact)
+        else:
+            existing.name = row.name or existing.name
+            existing.notify_url = row.notify_url or existing.notify_url
+            existing.is_coordinator = row.coordinator
+            existing.active = True
+            session.add(existing)
+            result.updated.append(existing)
+    session.flush()
+    return result
+
+
+def _read_row(
+    session: Session, line: int, cells: dict[str, str], problems: list[str]
+) -> _Row | None:
+    count = len(problems)
+    agency: Agency | None = None
+    email = ""
+    url: str | None = None
+    coordinator = False
+    try:
+        agency = find_agency(session, cells["agency"]) if cells["agency"].strip() else None
+        if agency is None:
+            problems.append(f'line {line}, field "agency": it is empty')
+    except ContactError as exc:
+        problems.append(f'line {line}, field "agency": {exc}')
+    try:
+        email = normalise_email(cells["email"])
+    except ContactError as exc:
+        problems.append(f'line {line}, field "email": {exc}')
+    if cells["notify_url"].strip():
+        try:
+            url = check_notify_url(cells["notify_url"])
+        except ContactError as exc:
+            problems.append(f'line {line}, field "notify_url": {exc}')
+    flag = cells["coordinator"].strip().lower()
+    if flag in _TRUE:
+        coordinator = True
+    elif flag not in _FALSE:
+        problems.append(
+            f'line {line}, field "coordinator": {cells["coordinator"].strip()!r} is not yes or no'
+        )
+    if len(problems) > count or agency is None:
+        return None
+    return _Row(line, agency, email, cells["name"].strip() or None, url, coordinator)
+
+
+# --- listing -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AgencyRow:
+    agency: Agency
+    parent: str | None
+    contacts: int
+    coordinators: int
+    milestones_led: int
+
+
+def agency_rows(session: Session) -> list[AgencyRow]:
+    """Every agency with its parent, active contacts and milestones led (three queries)."""
+    agencies = session.exec(select(Agency).order_by(col(Agency.acronym))).all()
+    by_id = {a.id: a for a in agencies}
+    contact_counts: dict[int, tuple[int, int]] = {}
+    for agency_id, total, coordinators in session.execute(
+        sa.select(
+            col(Contact.agency_id),
+            sa.func.count(),
+            sa.func.sum(sa.case((col(Contact.is_coordinator), 1), else_=0)),
+        )
+        .where(col(Contact.active))
+        .group_by(col(Contact.agency_id))
+    ):
+        contact_counts[agency_id] = (int(total), int(coordinators or 0))
+    led: dict[int | None, int] = {
+        key: int(count)
+        for key, count in session.execute(
+            sa.select(col(Milestone.lead_agency_id), sa.func.count())
+            .where(col(Milestone.lead_agency_id).is_not(None))
+            .group_by(col(Milestone.lead_agency_id))
+        ).all()
+    }
+    rows = []
+    for agency in agencies:
+        parent = by_id.get(agency.parent_id) if agency.parent_id else None
+        total, coordinators = contact_counts.get(_id(agency), (0, 0))
+        rows.append(
+            AgencyRow(
+                agency=agency,
+                parent=parent.acronym if parent else None,
+                contacts=total,
+                coordinators=coordinators,
+                milestones_led=int(led.get(_id(agency), 0)),
+            )
+        )
+    return rows
+
+
+# --- who receives what -------------------------------------------------------------------
+
+Recipient = tuple[Contact, str]
+CHANNEL_EMAIL = "email"
+CHANNEL_NOTIFY_URL = "notify_url"
+
+
+def channels(contact: Contact) -> list[Recipient]:
+    """A contact's email, and its notify URL as a second channel when it has one."""
+    found: list[Recipient] = [(contact, CHANNEL_EMAIL)]
+    if contact.notify_url:
+        found.append((contact, CHANNEL_NOTIFY_URL))
+    return found
+
+
+def recipient_label(contact: Contact, channel: str) -> str:
+    """For people and logs: the address, or which contact's notify URL. Never the URL."""
+    if channel == CHANNEL_NOTIFY_URL:
+        return f"notify-url of contact {contact.id}"
+    return contact.email
+
+
+def active_contacts(session: Session) -> list[Contact]:
+    return list(
+        session.exec(select(Contact).where(col(Contact.active)).order_by(col(Contact.id))).all()
+    )
+
+
+def lead_agency_ids(session: Session, plan_id: int) -> list[int]:
+    """Agencies that lead a milestone of the plan, or are active on an objective in the
+    plan's latest annual report (two queries)."""
+    leads = set(
+        session.exec(
+            select(Milestone.lead_agency_id)
+            .where(Milestone.plan_id == plan_id, col(Milestone.lead_agency_id).is_not(None))
+            .distinct()
+        ).all()
+    )
+    latest = (
+        sa.select(sa.func.max(col(AnnualReport.year)))
+        .where(col(AnnualReport.plan_id) == plan_id)
+        .scalar_subquery()
+    )
+    active = session.exec(
+        select(ActiveAgency.agency_id)
+        .join(ObjectiveReport, col(ObjectiveReport.id) == ActiveAgency.objective_report_id)
+        .join(AnnualReport, col(AnnualReport.id) == ObjectiveReport.annual_report_id)
+        .where(AnnualReport.plan_id == plan_id, col(AnnualReport.year) == latest)
+        .distinct()
+    ).all()
+    return sorted({a for a in leads if a is not None} | set(active))
+
+
+def split_recipients(
+    contacts: Sequence[Contact],
+) -> tuple[dict[int, list[Recipient]], list[Recipient]]:
+    """Agency recipients by agency id (coordinators excluded), and the coordinators."""
+    by_agency: dict[int, list[Recipient]] = {}
+    coordinators: list[Recipient] = []
+    for contact in contacts:
+        if contact.is_coordinator:
+            coordinators.extend(channels(contact))
+        else:
+            by_agency.setdefault(contact.agency_id, []).extend(channels(contact))
+    return by_agency, coordinators

@@ -1,0 +1,380 @@
+"""The yearly reporting cycle: opening it, its status, and re-issuing an agency's link."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from models import audit
+from models.contacts import ContactError, find_agency, lead_agency_ids
+from models.notifications import Claim, claim_ids, recipients
+from models.tables import (
+    AccessToken,
+    Agency,
+    AuditEvent,
+    Contact,
+    Cycle,
+    CycleState,
+    Milestone,
+    MilestoneStatus,
+    Notification,
+    Plan,
+    RequestState,
+    UpdateRequest,
+)
+from models.tables import DeliveryState as DS
+
+UPDATE_REQUEST = "update_request"
+LINK_REISSUED = "link_reissued"
+OPEN_MILESTONE = (MilestoneStatus.PLANNED, MilestoneStatus.ON_TRACK, MilestoneStatus.DELAYED)
+
+
+class CycleError(ValueError):
+    """A cycle operation that cannot be done; the message says why and what to do."""
+
+
+def find_plan(session: Session, slug: str | None = None) -> Plan:
+    """The plan named by ``slug``, or the only plan when there is just one."""
+    plans = session.exec(select(Plan).order_by(col(Plan.slug))).all()
+    if slug is not None:
+        for plan in plans:
+            if plan.slug == slug:
+                return plan
+        known = ", ".join(p.slug for p in plans) or "none"
+        raise CycleError(f"no plan {slug!r} (known: {known})")
+    if not plans:
+        raise CycleError("there is no plan yet: import a report first (reportcycle import)")
+    if len(plans) > 1:
+        known = ", ".join(p.slug for p in plans)
+        raise CycleError(f"there are several plans ({known}): name one with --plan")
+    return plans[0]
+
+
+def find_cycle(session: Session, plan: Plan, year: int) -> Cycle:
+    cycle = session.exec(
+        select(Cycle).where(Cycle.plan_id == _id(plan), col(Cycle.year) == year)
+    ).first()
+    if cycle is None:
+        raise CycleError(
+            f"the {year} cycle of {plan.slug} has not been opened "
+            f"(reportcycle cycle open {year} --deadline DATE)"
+        )
+    return cycle
+
+
+@dataclass
+class AgencyRequest:
+    agency: Agency
+    request: UpdateRequest
+    messages: int
+
+    @property
+    def has_contacts(self) -> bool:
+        return self.messages > 0
+
+
+@dataclass
+class OpenedCycle:
+    cycle: Cycle
+    requests: list[AgencyRequest] = field(default_factory=list)
+    notification_ids: list[int] = field(default_factory=list)
+
+    @property
+    def no_contacts(self) -> list[Agency]:
+        return [r.agency for r in self.requests if not r.has_contacts]
+
+
+def open_cycle(
+    session: Session,
+    plan: Plan,
+    year: int,
+    deadline: date,
+    now: datetime,
+    actor: str,
+    *,
+    timezone: str = "Pacific/Auckland",
+) -> OpenedCycle:
+    """Open the ``year`` cycle of ``plan``: one update request per lead agency and one
+    ``update_request`` notification per recipient (sent later by delivery). An agency with no
+    contacts still gets its request, left pending, and is reported so someone adds one."""
+    if not 1900 <= year <= 2199:
+        raise CycleError(f"{year} is not a reporting year")
+    today = now.astimezone(ZoneInfo(timezone)).date()
+    if deadline < today:
+        raise CycleError(f"the deadline {deadline.isoformat()} is before today ({today})")
+    existing = session.exec(
+        select(Cycle).where(Cycle.plan_id == _id(plan), col(Cycle.year) == year)
+    ).first()
+    if existing is not None:
+        raise _already_open(plan, existing)
+    agency_ids = lead_agency_ids(session, _id(plan))
+    if not agency_ids:
+        raise CycleError(
+            f"no agency leads a milestone or is active on an objective of {plan.slug}: "
+            "there is nobody to ask"
+        )
+    cycle = Cycle(
+        plan_id=_id(plan),
+        year=year,
+        deadline=deadline,
+        state=CycleState.OPEN,
+        opened_at=now,
+        opened_by=actor,
+    )
+    session.add(cycle)
+    try:
+        session.flush()
+    except sa.exc.IntegrityError:
+        # Someone opened the same cycle a moment ago.
+        raise CycleError(f"the {year} cycle of {plan.slug} is already open") from None
+    agencies = {
+        a.id: a for a in session.exec(select(Agency).where(col(Agency.id).in_(agency_ids))).all()
+    }
+    opened = OpenedCycle(cycle=cycle)
+    claims: list[Claim] = []
+    for agency_id in sorted(agency_ids, key=lambda a: agencies[a].acronym):
+        request = UpdateRequest(cycle_id=_id(cycle), agency_id=agency_id, created_at=now)
+        session.add(request)
+        session.flush()
+        found = recipients(session, agency_id)
+        for contact, channel in found:
+            claims.append(
+                Claim(
+                    kind=UPDATE_REQUEST,
+                    key=f"{UPDATE_REQUEST}:r{request.id}:c{contact.id}:{channel}",
+                    contact=contact,
+                    channel=channel,
+                    context={
+                        "cycle_id": cycle.id,
+                        "update_request_id": request.id,
+                        "agency_id": agency_id,
+                    },
+                    cycle_id=cycle.id,
+                    agency_id=agency_id,
+                )
+            )
+        opened.requests.append(AgencyRequest(agencies[agency_id], request, len(found)))
+    opened.notification_ids = claim_ids(session, claims, now)
+    audit.record(
+        session,
+        actor=actor,
+        action="cycle.opened",
+        at=now,
+        cycle_id=cycle.id,
+        subject=f"plan:{plan.id}",
+        detail={
+            "year": year,
+            "deadline": deadline.isoformat(),
+            "requests": len(opened.requests),
+            "messages": len(opened.notification_ids),
+            "no_contacts": [a.acronym for a in opened.no_contacts],
+        },
+    )
+    session.flush()
+    return opened
+
+
+def _already_open(plan: Plan, cycle: Cycle) -> CycleError:
+    when = cycle.opened_at.date().isoformat()
+    who = f" by {cycle.opened_by}" if cycle.opened_by else ""
+    state = "" if cycle.state == CycleState.OPEN else f" and is now {cycle.state.value}"
+    return CycleError(
+        f"the {cycle.year} cycle of {plan.slug} was already opened on {when}{who}{state}; "
+        f"see reportcycle cycle status {cycle.year}, or resend an agency's link with "
+        f"reportcycle cycle resend {cycle.year} ACRONYM"
+    )
+
+
+# --- status ------------------------------------------------------------------------------
+
+REMINDER_KINDS = ("reminder", "escalation")
+
+
+@dataclass(frozen=True)
+class StatusRow:
+    agency: Agency
+    request: UpdateRequest
+    contacts: int
+    reminders_sent: int
+    milestones_due: int
+    slipped: int
+
+    @property
+    def state_label(self) -> str:
+        if self.request.state == RequestState.PENDING:
+            return "not sent (no contacts)" if self.contacts == 0 else "not sent yet"
+        return self.request.state.value.replace("_", " ")
+
+
+def cycle_status(session: Session, cycle: Cycle) -> list[StatusRow]:
+    """One row per update request of the cycle, in a constant number of queries."""
+    rows = session.exec(
+        select(UpdateRequest, Agency)
+        .join(Agency, col(Agency.id) == UpdateRequest.agency_id)
+        .where(UpdateRequest.cycle_id == _id(cycle))
+        .order_by(col(Agency.acronym))
+    ).all()
+    contacts = _counts(
+        session,
+        sa.select(col(Contact.agency_id), sa.func.count())
+        .where(col(Contact.active), col(Contact.is_coordinator).is_(False))
+        .group_by(col(Contact.agency_id)),
+    )
+    # A reminder round is one sweep's messages to the agency (same created_at).
+    reminders = _counts(
+        session,
+        sa.select(
+            col(Notification.agency_id), sa.func.count(sa.distinct(col(Notification.created_at)))
+        )
+        .where(
+            col(Notification.cycle_id) == _id(cycle),
+            col(Notification.kind).in_(REMINDER_KINDS),
+            col(Notification.state) == DS.SENT,
+        )
+        .group_by(col(Notification.agency_id)),
+    )
+    window_start = date(cycle.year, 1, 1)
+    window_end = max(date(cycle.year, 12, 31), cycle.deadline)
+    due = _counts(
+        session,
+        sa.select(col(Milestone.lead_agency_id), sa.func.count())
+        .where(
+            col(Milestone.plan_id) == cycle.plan_id,
+            col(Milestone.due_end).between(window_start, window_end),
+            col(Milestone.status) != MilestoneStatus.DROPPED,
+        )
+        .group_by(col(Milestone.lead_agency_id)),
+    )
+    slipped = _counts(
+        session,
+        sa.select(col(Milestone.lead_agency_id), sa.func.count())
+        .where(
+            col(Milestone.plan_id) == cycle.plan_id,
+            col(Milestone.slipped_on).is_not(None),
+            col(Milestone.status).in_(OPEN_MILESTONE),
+        )
+        .group_by(col(Milestone.lead_agency_id)),
+    )
+    return [
+        StatusRow(
+            agency=agency,
+            request=request,
+            contacts=contacts.get(request.agency_id, 0),
+            reminders_sent=reminders.get(request.agency_id, 0),
+            milestones_due=due.get(request.agency_id, 0),
+            slipped=slipped.get(request.agency_id, 0),
+        )
+        for request, agency in rows
+    ]
+
+
+def _counts(session: Session, query: Any) -> dict[int, int]:
+    return {key: int(count) for key, count in session.execute(query).all() if key is not None}
+
+
+# --- re-issue ----------------------------------------------------------------------------
+
+
+@dataclass
+class Reissued:
+    agency: Agency
+    request: UpdateRequest
+    revoked: int
+    notification_ids: list[int]
+
+
+def resend_link(
+    session: Session, cycle: Cycle, agency_name: str, now: datetime, actor: str
+) -> Reissued:
+    """Revoke every link the agency has for this cycle and send each contact a fresh one."""
+    if cycle.state != CycleState.OPEN:
+        raise CycleError(f"the {cycle.year} cycle is {cycle.state.value}: links are not resent")
+    try:
+        agency = find_agency(session, agency_name)
+    except ContactError as exc:
+        raise CycleError(str(exc)) from None
+    request = session.exec(
+        select(UpdateRequest).where(
+            col(UpdateRequest.cycle_id) == _id(cycle), col(UpdateRequest.agency_id) == agency.id
+        )
+    ).first()
+    if request is None:
+        raise CycleError(f"{agency.acronym} has no update request in the {cycle.year} cycle")
+    found = recipients(session, _agency_id(agency))
+    if not found:
+        raise CycleError(
+            f"{agency.acronym} has no contacts: add one first "
+            f"(reportcycle agency contact add {agency.acronym} EMAIL)"
+        )
+    revoked = session.execute(  # type: ignore[attr-defined]
+        sa.update(AccessToken)
+        .where(
+            col(AccessToken.update_request_id) == request.id,
+            col(AccessToken.revoked_at).is_(None),
+        )
+        .values(revoked_at=now)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    previous = session.exec(
+        select(sa.func.count())
+        .select_from(AuditEvent)
+        .where(AuditEvent.action == "token.reissued", col(AuditEvent.subject) == _subject(request))
+    ).one()
+    round_number = int(previous) + 1
+    claims = [
+        Claim(
+            kind=LINK_REISSUED,
+            key=f"{LINK_REISSUED}:r{request.id}:n{round_number}:c{contact.id}:{channel}",
+            contact=contact,
+            channel=channel,
+            context={
+                "cycle_id": cycle.id,
+                "update_request_id": request.id,
+                "agency_id": agency.id,
+            },
+            cycle_id=cycle.id,
+            agency_id=agency.id,
+        )
+        for contact, channel in found
+    ]
+    ids = claim_ids(session, claims, now)
+    audit.record(
+        session,
+        actor=actor,
+        action="token.reissued",
+        at=now,
+        cycle_id=cycle.id,
+        agency_id=agency.id,
+        subject=_subject(request),
+        detail={"revoked": int(revoked or 0), "messages": len(ids)},
+    )
+    session.flush()
+    return Reissued(agency, request, int(revoked or 0), ids)
+
+
+def mark_request_sent(session: Session, request_id: int, now: datetime) -> None:
+    """The first message carrying the link went out: a pending request becomes sent."""
+    request = session.get(UpdateRequest, request_id)
+    if request is not None and request.state == RequestState.PENDING:
+        request.state = RequestState.SENT
+        request.sent_at = now
+        session.add(request)
+
+
+def _subject(request: UpdateRequest) -> str:
+    return f"update_request:{request.id}"
+
+
+def _id(row: Plan | Cycle) -> int:
+    assert row.id is not None
+    return row.id
+
+
+def _agency_id(agency: Agency) -> int:
+    assert agency.id is not None
+    return agency.id

@@ -1,0 +1,367 @@
+"""Rendering a notification row into a message, from its templates and the database.
+
+Templates by naming convention: ``emails/{kind}-subject.txt``, ``emails/{kind}-body.txt`` and
+``emails/{kind}-body.html`` (autoescaped). A notification's context holds ids only; everything
+shown is re-read here, at send time, so a retried message shows the current state.
+
+A message that carries the agency's link gets a fresh token tied to the notification
+(``models.tokens.issue_token``): a retried send revokes the token of its failed attempt, so at
+most one link per message works.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlmodel import Session, col, select
+
+from models import audit
+from models.cycles import LINK_REISSUED, OPEN_MILESTONE, UPDATE_REQUEST, mark_request_sent
+from models.tables import (
+    Agency,
+    AnnualReport,
+    Contact,
+    Cycle,
+    Milestone,
+    Notification,
+    Objective,
+    ObjectiveReport,
+    Pillar,
+    Plan,
+    RequestState,
+    UpdateRequest,
+)
+from models.tables import ObjectiveReportAgency as ActiveAgency
+from models.tokens import issue_token
+from templates import environment
+
+DELIVERY_FAILED = "delivery_failed"
+KINDS = (UPDATE_REQUEST, "reminder", "escalation", "slipped", LINK_REISSUED, DELIVERY_FAILED)
+KIND_LABELS = {
+    UPDATE_REQUEST: "update request",
+    "reminder": "reminder",
+    "escalation": "overdue notice",
+    "slipped": "slipped milestones notice",
+    LINK_REISSUED: "new link",
+    DELIVERY_FAILED: "delivery failure notice",
+}
+_STATE_LABELS = {
+    RequestState.PENDING: "not sent yet",
+    RequestState.SENT: "sent, not opened",
+    RequestState.OPENED: "opened, nothing saved",
+    RequestState.DRAFT: "draft saved, not submitted",
+    RequestState.SUBMITTED: "submitted",
+    RequestState.CHANGES_REQUESTED: "changes requested",
+    RequestState.APPROVED: "approved",
+}
+
+
+@dataclass(frozen=True)
+class Message:
+    subject: str
+    text: str
+    html: str
+
+
+def render_message(
+    session: Session,
+    notification: Notification,
+    now: datetime,
+    *,
+    base_url: str | None = None,
+    timezone: str | None = None,
+) -> Message:
+    """The message for ``notification`` at ``now`` (issuing its link token when it has one)."""
+    if notification.kind not in KINDS:
+        raise ValueError(f"no templates for the notification kind {notification.kind!r}")
+    if base_url is None or timezone is None:
+        from config.settings import get_settings
+
+        settings = get_settings()
+        base_url = base_url or settings.base_url
+        timezone = timezone or settings.timezone
+    view = _View(session, notification, now, base_url.rstrip("/"), ZoneInfo(timezone)).build()
+    name = f"emails/{notification.kind}"
+    # The subject is plain text; the HTML body shows it through {{ subject }} (escaped).
+    subject = " ".join(_render(f"{name}-subject.txt", view).split())
+    view["subject"] = subject
+    return Message(
+        subject=subject,
+        text=_render(f"{name}-body.txt", view),
+        html=_render(f"{name}-body.html", view),
+    )
+
+
+def _render(template: str, view: dict[str, Any]) -> str:
+    return environment().get_template(template).render(view)
+
+
+def after_sent(session: Session, notification: Notification, now: datetime) -> None:
+    """A message went out: a pending request whose link it carried is now sent."""
+    context = notification.context or {}
+    request_id = context.get("update_request_id")
+    if request_id is None or context.get("audience", "agency") != "agency":
+        return
+    request = session.get(UpdateRequest, request_id)
+    if request is None or request.state != RequestState.PENDING:
+        return
+    mark_request_sent(session, request_id, now)
+    audit.record(
+        session,
+        actor="delivery",
+        action="request.sent",
+        at=now,
+        cycle_id=notification.cycle_id,
+        agency_id=notification.agency_id,
+        subject=f"update_request:{request_id}",
+        detail={"notification_id": notification.id, "kind": notification.kind},
+    )
+
+
+# --- the view the templates see -----------------------------------------------------------
+
+
+def long_date(day: date) -> str:
+    """ "Friday 2 December 2022" (English names whatever the process locale)."""
+    return f"{_DAYS[day.weekday()]} {day.day} {_MONTHS[day.month - 1]} {day.year}"
+
+
+_DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+_MONTHS = (
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+)
+
+
+def days_until(day: date, today: date) -> str:
+    days = (day - today).days
+    if days == 0:
+        return "today"
+    if days == 1:
+        return "tomorrow"
+    if days > 1:
+        return f"in {days} days"
+    if days == -1:
+        return "yesterday"
+    return f"{-days} days ago"
+
+
+class _View:
+    def __init__(
+        self, session: Session, notification: Notification, now: datetime, base: str, zone: Any
+    ) -> None:
+        self.session = session
+        self.n = notification
+        self.now = now
+        self.base = base
+        self.today = now.astimezone(zone).date()
+        self.context: dict[str, Any] = dict(notification.context or {})
+        self.audience = str(self.context.get("audience", "agency"))
+
+    def build(self) -> dict[str, Any]:
+        session, context = self.session, self.context
+        contact = session.get(Contact, self.n.contact_id) if self.n.contact_id else None
+        agency_id = context.get("agency_id", self.n.agency_id)
+        agency = session.get(Agency, agency_id) if agency_id else None
+        request_id = context.get("update_request_id")
+        request = session.get(UpdateRequest, request_id) if request_id else None
+        cycle_id = context.get("cycle_id", self.n.cycle_id)
+        cycle = session.get(Cycle, cycle_id) if cycle_id else None
+        if cycle is None and request is not None:
+            cycle = session.get(Cycle, request.cycle_id)
+        plan = session.get(Plan, cycle.plan_id) if cycle else None
+        link = None
+        if request is not None and self.audience == "agency" and self.n.kind != DELIVERY_FAILED:
+            token = issue_token(session, request, self.now, notification_id=self.n.id)
+            link = f"{self.base}/r/{token}"
+        milestone_ids = [int(m) for m in context.get("milestone_ids", [])]
+        slipped_ids = [int(m) for m in context.get("slipped_milestone_ids", [])]
+        escalations = list(context.get("escalations", []))
+        deadline_days = context.get("deadline_days")
+        view: dict[str, Any] = {
+            "kind": self.n.kind,
+            "audience": self.audience,
+            "name": (contact.name if contact and contact.name else None),
+            "agency": _agency(agency),
+            "plan_title": plan.title if plan else _any_plan_title(session),
+            "cycle": self._cycle(cycle),
+            "link": link,
+            "base_url": self.base,
+            "objectives": [],
+            "reminders": self._groups(milestone_ids),
+            "deadline": None,
+            "escalations": self._escalations(escalations),
+            "slipped": self._groups(slipped_ids, with_lead=self.audience == "coordinator"),
+            "failure": None,
+        }
+        view["reminder_count"] = sum(len(g["milestones"]) for g in view["reminders"])
+        view["slipped_count"] = sum(len(g["milestones"]) for g in view["slipped"])
+        if self.n.kind in (UPDATE_REQUEST, LINK_REISSUED) and agency is not None and plan:
+            view["objectives"] = self._agency_objectives(agency, plan)
+        if deadline_days is not None and cycle is not None:
+            view["deadline"] = {
+                "days": int(deadline_days),
+                "when": days_until(cycle.deadline, self.today),
+            }
+        if self.n.kind == DELIVERY_FAILED:
+            view["failure"] = {
+                "kind": KIND_LABELS.get(str(context.get("failed_kind")), "message"),
+                "recipient": str(context.get("failed_recipient", "an unknown recipient")),
+                "error": str(context.get("error", "no reason given")),
+                "notification_id": context.get("failed_notification_id"),
+            }
+        return view
+
+    def _cycle(self, cycle: Cycle | None) -> dict[str, Any] | None:
+        if cycle is None:
+            return None
+        return {
+            "year": cycle.year,
+            "deadline": long_date(cycle.deadline),
+            "deadline_when": days_until(cycle.deadline, self.today),
+            "past_deadline": self.today > cycle.deadline,
+        }
+
+    def _groups(self, milestone_ids: list[int], *, with_lead: bool = False) -> list[dict[str, Any]]:
+        if not milestone_ids:
+            return []
+        rows = self.session.exec(
+            select(Milestone, Objective, Pillar)
+            .join(Objective, col(Objective.id) == Milestone.objective_id)
+            .join(Pillar, col(Pillar.id) == Objective.pillar_id)
+            .where(col(Milestone.id).in_(milestone_ids))
+        ).all()
+        leads = self._agency_names({m.lead_agency_id for m, _o, _p in rows if m.lead_agency_id})
+        return _group(rows, self.today, leads if with_lead else None)
+
+    def _agency_names(self, ids: set[int]) -> dict[int, str]:
+        if not ids:
+            return {}
+        agencies = self.session.exec(select(Agency).where(col(Agency.id).in_(ids))).all()
+        return {a.id: a.acronym for a in agencies if a.id is not None}
+
+    def _escalations(self, escalations: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        ids = [int(e["update_request_id"]) for e in escalations]
+        if not ids:
+            return []
+        rows = self.session.exec(
+            select(UpdateRequest, Agency, Cycle)
+            .join(Agency, col(Agency.id) == UpdateRequest.agency_id)
+            .join(Cycle, col(Cycle.id) == UpdateRequest.cycle_id)
+            .where(col(UpdateRequest.id).in_(ids))
+            .order_by(col(Agency.acronym))
+        ).all()
+        return [
+            {
+                "acronym": agency.acronym,
+                "name": agency.full_name,
+                "deadline": long_date(cycle.deadline),
+                "days_late": max((self.today - cycle.deadline).days, 0),
+                "state": _STATE_LABELS.get(request.state, request.state.value),
+            }
+            for request, agency, cycle in rows
+        ]
+
+    def _agency_objectives(self, agency: Agency, plan: Plan) -> list[dict[str, Any]]:
+        """The agency's open milestones grouped by objective, and the objectives it is active
+        on in the latest report (possibly with no milestones of its own)."""
+        rows = self.session.exec(
+            select(Milestone, Objective, Pillar)
+            .join(Objective, col(Objective.id) == Milestone.objective_id)
+            .join(Pillar, col(Pillar.id) == Objective.pillar_id)
+            .where(
+                col(Milestone.plan_id) == plan.id,
+                col(Milestone.lead_agency_id) == agency.id,
+                col(Milestone.status).in_(OPEN_MILESTONE),
+            )
+        ).all()
+        groups = _group(rows, self.today, None)
+        latest = self.session.exec(
+            select(AnnualReport.id)
+            .where(col(AnnualReport.plan_id) == plan.id)
+            .order_by(col(AnnualReport.year).desc())
+        ).first()
+        if latest is not None:
+            active = self.session.exec(
+                select(Objective, Pillar)
+                .join(Pillar, col(Pillar.id) == Objective.pillar_id)
+                .join(ObjectiveReport, col(ObjectiveReport.objective_id) == Objective.id)
+                .join(ActiveAgency, col(ActiveAgency.objective_report_id) == ObjectiveReport.id)
+                .where(
+                    col(ObjectiveReport.annual_report_id) == latest,
+                    col(ActiveAgency.agency_id) == agency.id,
+                )
+            ).all()
+            titles = {g["title"] for g in groups}
+            for objective, pillar in active:
+                if objective.title not in titles:
+                    groups.append(_empty_group(objective, pillar))
+            groups.sort(key=lambda g: g["order"])
+        return groups
+
+
+def _agency(agency: Agency | None) -> dict[str, str] | None:
+    if agency is None:
+        return None
+    return {"acronym": agency.acronym, "name": agency.full_name}
+
+
+def _any_plan_title(session: Session) -> str:
+    plan = session.exec(select(Plan).order_by(col(Plan.id))).first()
+    return plan.title if plan else "the plan"
+
+
+def _empty_group(objective: Objective, pillar: Pillar) -> dict[str, Any]:
+    return {
+        "title": objective.title,
+        "pillar": pillar.name,
+        "order": (pillar.position, objective.position),
+        "milestones": [],
+    }
+
+
+def _group(rows: Any, today: date, leads: dict[int, str] | None) -> list[dict[str, Any]]:
+    """Milestones grouped by objective (plan order), each in due order."""
+    groups: dict[int, dict[str, Any]] = {}
+    members: dict[int, list[tuple[tuple[date, date, int], dict[str, Any]]]] = defaultdict(list)
+    for milestone, objective, pillar in rows:
+        assert objective.id is not None
+        groups.setdefault(objective.id, _empty_group(objective, pillar))
+        end = milestone.due_end
+        members[objective.id].append(
+            (
+                (milestone.due_start or date.max, end or date.max, milestone.id or 0),
+                {
+                    "text": milestone.text,
+                    "due": milestone.due_text or "no due date",
+                    "due_end": long_date(end) if end else None,
+                    "when": days_until(end, today) if end else None,
+                    "lead": (leads or {}).get(milestone.lead_agency_id or 0),
+                    "status": milestone.status.value.replace("_", " "),
+                },
+            )
+        )
+    ordered = sorted(groups.items(), key=lambda item: item[1]["order"])
+    result = []
+    for objective_id, group in ordered:
+        group["milestones"] = [view for _key, view in sorted(members[objective_id], key=_first)]
+        result.append(group)
+    return result
+
+
+def _first(pair: tuple[tuple[date, date, int], dict[str, Any]]) -> tuple[date, date, int]:
+    return pair[0]

@@ -1,0 +1,302 @@
+"""Claiming notifications: every intended message is a row before it is a message.
+
+A claim inserts the Notification row and its NotificationItem rows (the reasons inside a
+digest) with ``INSERT … ON CONFLICT DO NOTHING``. Both keys are unique, so whatever claims
+first wins, whether the other claimant is the same sweep run twice, a second sweep at the
+same time in another process, or a redelivered task: on PostgreSQL the loser waits for the
+winner's commit and then inserts nothing; on SQLite writers are serialised. A digest whose
+items were partly taken by someone else is withdrawn (its rows deleted in the same
+transaction) and claimed again with the items still free, so no reason is lost and none is
+sent twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session, col, select
+
+from models.contacts import (
+    CHANNEL_EMAIL,
+    CHANNEL_NOTIFY_URL,
+    Recipient,
+    channels,
+    recipient_label,
+)
+from models.tables import Contact, DeliveryState, Notification, NotificationItem
+
+__all__ = [
+    "CHANNEL_EMAIL",
+    "CHANNEL_NOTIFY_URL",
+    "Claim",
+    "ClaimItem",
+    "claim_ids",
+    "claim_notification",
+    "claim_notifications",
+    "coordinator_recipients",
+    "digest_key",
+    "recipients",
+]
+
+# Rows per INSERT statement: SQLite allows 32,766 bound parameters per statement.
+_CHUNK = 1000
+# A digest that keeps losing items to concurrent sweeps gives up after this many rounds; the
+# next sweep claims whatever is still free.
+_ROUNDS = 3
+
+
+@dataclass(frozen=True)
+class ClaimItem:
+    key: str
+    milestone_id: int | None = None
+    step: str | None = None
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One intended message to one recipient, with the reasons it carries."""
+
+    kind: str
+    key: str
+    contact: Contact
+    channel: str
+    context: Mapping[str, Any]
+    cycle_id: int | None = None
+    agency_id: int | None = None
+    items: tuple[ClaimItem, ...] = field(default_factory=tuple)
+
+
+def digest_key(kind: str, contact: Contact, channel: str, items: Iterable[ClaimItem]) -> str:
+    """A digest's own key: its recipient and the set of its items. Two sweeps that find the
+    same things due for the same recipient build the same key."""
+    digest = hashlib.sha256("\n".join(sorted(item.key for item in items)).encode()).hexdigest()
+    return f"{kind}:c{contact.id}:{channel}:{digest[:32]}"
+
+
+def recipients(session: Session, agency_id: int) -> list[Recipient]:
+    """An agency's active contacts that are not coordinators, each email and notify URL."""
+    contacts = session.exec(
+        select(Contact)
+        .where(
+            col(Contact.agency_id) == agency_id,
+            col(Contact.active),
+            col(Contact.is_coordinator).is_(False),
+        )
+        .order_by(col(Contact.id))
+    ).all()
+    return [recipient for contact in contacts for recipient in channels(contact)]
+
+
+def coordinator_recipients(session: Session) -> list[Recipient]:
+    contacts = session.exec(
+        select(Contact)
+        .where(col(Contact.active), col(Contact.is_coordinator))
+        .order_by(col(Contact.id))
+    ).all()
+    return [recipient for contact in contacts for recipient in channels(contact)]
+
+
+def claim_notification(
+    session: Session,
+    *,
+    kind: str,
+    key: str,
+    contact: Contact,
+    channel: str,
+    context: Mapping[str, Any],
+    now: datetime,
+    cycle_id: int | None = None,
+    agency_id: int | None = None,
+    items: Sequence[ClaimItem] = (),
+) -> Notification | None:
+    """Insert the row and its items unless the key (or any item key) is taken: then None."""
+    claim = Claim(
+        kind=kind,
+        key=key,
+        contact=contact,
+        channel=channel,
+        context=context,
+        cycle_id=cycle_id,
+        agency_id=agency_id,
+        items=tuple(items),
+    )
+    ids = _insert_round(session, [claim], now)
+    if not ids:
+        return None
+    return session.get(Notification, ids[claim.key])
+
+
+def claim_ids(session: Session, claims: Sequence[Claim], now: datetime) -> list[int]:
+    """``claim_notifications`` when only the ids matter."""
+    return [
+        notification_id for notification_id, _claim in claim_notifications(session, claims, now)
+    ]
+
+
+def claim_notifications(
+    session: Session, claims: Sequence[Claim], now: datetime, *, rebuild: bool = True
+) -> list[tuple[int, Claim]]:
+    """Claim many messages in a few statements; the rows inserted (id and claim), by id.
+
+    With ``rebuild``, a digest that lost some items to a concurrent claimant is claimed again
+    with the items still free (under a new key, since its key names its items)."""
+    claimed: list[tuple[int, Claim]] = []
+    pending = list(claims)
+    for _ in range(_ROUNDS):
+        if not pending:
+            break
+        inserted = _insert_round(session, pending, now)
+        claimed.extend((inserted[c.key], c) for c in pending if c.key in inserted)
+        if not rebuild:
+            break
+        lost = [claim for claim in pending if claim.key not in inserted and claim.items]
+        if not lost:
+            break
+        taken = _taken_item_keys(session, [i.key for c in lost for i in c.items])
+        pending = []
+        for claim in lost:
+            free = tuple(item for item in claim.items if item.key not in taken)
+            if free and len(free) < len(claim.items):
+                pending.append(
+                    Claim(
+                        kind=claim.kind,
+                        key=digest_key(claim.kind, claim.contact, claim.channel, free),
+                        contact=claim.contact,
+                        channel=claim.channel,
+                        context=_narrow_context(claim.context, free),
+                        cycle_id=claim.cycle_id,
+                        agency_id=claim.agency_id,
+                        items=free,
+                    )
+                )
+    return sorted(claimed, key=lambda pair: pair[0])
+
+
+def _narrow_context(context: Mapping[str, Any], items: Sequence[ClaimItem]) -> dict[str, Any]:
+    """The context of a digest rebuilt with fewer items: only what those items are about."""
+    keep_steps = {item.step for item in items}
+    keep_milestones = {item.milestone_id for item in items if item.milestone_id is not None}
+    narrowed = dict(context)
+    if "milestone_ids" in narrowed:
+        narrowed["milestone_ids"] = [m for m in narrowed["milestone_ids"] if m in keep_milestones]
+    if "slipped_milestone_ids" in narrowed:
+        narrowed["slipped_milestone_ids"] = [
+            m for m in narrowed["slipped_milestone_ids"] if m in keep_milestones
+        ]
+    if "deadline_days" in narrowed and f"deadline-{narrowed['deadline_days']}d" not in keep_steps:
+        narrowed.pop("deadline_days")
+    if "escalations" in narrowed:
+        narrowed["escalations"] = [
+            e
+            for e in narrowed["escalations"]
+            if f"escalation-r{e['update_request_id']}-w{e['round']}" in keep_steps
+        ]
+    return narrowed
+
+
+def _insert_round(session: Session, claims: Sequence[Claim], now: datetime) -> dict[str, int]:
+    """Insert the claims; the ids of those whose row and all items went in, by key. Claims
+    that lost any item are deleted again."""
+    if not claims:
+        return {}
+    ordered = sorted(claims, key=lambda c: c.key)  # one lock order for every claimant
+    rows = [
+        {
+            "idempotency_key": claim.key,
+            "kind": claim.kind,
+            "cycle_id": claim.cycle_id,
+            "agency_id": claim.agency_id,
+            "contact_id": claim.contact.id,
+            "channel": claim.channel,
+            "recipient": recipient_label(claim.contact, claim.channel),
+            "context": dict(claim.context),
+            "state": DeliveryState.PENDING,
+            "attempts": 0,
+            "created_at": now,
+        }
+        for claim in ordered
+    ]
+    ids: dict[str, int] = {}
+    for chunk in _chunks(rows):
+        statement = (
+            _insert(session, Notification)
+            .values(chunk)
+            .on_conflict_do_nothing(index_elements=["idempotency_key"])
+            .returning(col(Notification.id), col(Notification.idempotency_key))
+        )
+        for row_id, key in session.execute(statement):
+            ids[key] = row_id
+    by_key = {claim.key: claim for claim in ordered}
+    item_rows = [
+        {
+            "notification_id": ids[claim.key],
+            "idempotency_key": item.key,
+            "milestone_id": item.milestone_id,
+            "step": item.step,
+        }
+        for claim in ordered
+        if claim.key in ids
+        for item in sorted(claim.items, key=lambda i: i.key)
+    ]
+    inserted_items: dict[int, int] = {}
+    for chunk in _chunks(sorted(item_rows, key=lambda r: str(r["idempotency_key"]))):
+        statement = (
+            _insert(session, NotificationItem)
+            .values(chunk)
+            .on_conflict_do_nothing(index_elements=["idempotency_key"])
+            .returning(col(NotificationItem.notification_id))
+        )
+        for (notification_id,) in session.execute(statement):
+            inserted_items[notification_id] = inserted_items.get(notification_id, 0) + 1
+    withdrawn = [
+        ids[key]
+        for key, claim in by_key.items()
+        if key in ids and inserted_items.get(ids[key], 0) != len(claim.items)
+    ]
+    if withdrawn:
+        session.execute(
+            sa.delete(NotificationItem).where(col(NotificationItem.notification_id).in_(withdrawn))
+        )
+        session.execute(sa.delete(Notification).where(col(Notification.id).in_(withdrawn)))
+        for key in [k for k, v in ids.items() if v in set(withdrawn)]:
+            del ids[key]
+    return ids
+
+
+def _taken_item_keys(session: Session, keys: Sequence[str]) -> set[str]:
+    taken: set[str] = set()
+    for start in range(0, len(keys), _CHUNK * 10):
+        chunk = keys[start : start + _CHUNK * 10]
+        taken.update(
+            session.exec(
+                select(NotificationItem.idempotency_key).where(
+                    col(NotificationItem.idempotency_key).in_(chunk)
+                )
+            ).all()
+        )
+    return taken
+
+
+def taken_item_keys(session: Session, keys: Sequence[str]) -> set[str]:
+    """Which of ``keys`` are already claimed (one query for up to 10,000 keys)."""
+    return _taken_item_keys(session, keys)
+
+
+def _insert(session: Session, table: type[Any]) -> Any:
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        return postgresql.insert(table)
+    if dialect == "sqlite":
+        return sqlite.insert(table)
+    raise NotImplementedError(f"claiming notifications on {dialect} is not supported")
+
+
+def _chunks(rows: list[dict[str, Any]]) -> Iterable[list[dict[str, Any]]]:
+    for start in range(0, len(rows), _CHUNK):
+        yield rows[start : start + _CHUNK]

@@ -1,0 +1,536 @@
+"""The sweep: from dates in the database, what is due now, claimed as notification rows.
+
+What it finds (all in a constant number of set-based queries, whatever the plan's size):
+
+- milestone reminders to the lead agency before the end of each milestone's due period
+  (settings: 30 and 7 days before), for milestones neither completed nor dropped, when the
+  agency has an update request in an open cycle that it has not submitted;
+- deadline reminders to every agency that has not submitted (14, 7 and 1 days before);
+- escalation once an agency is past the deadline without submitting: to the agency and the
+  coordinators, then again every 7 days;
+- slip flags: a milestone whose due period has ended without being completed or dropped gets
+  ``slipped_on`` set, and its lead agency and the coordinators are told, once.
+
+Each recipient gets ONE digest per sweep listing everything due for it. Reminders fall on
+working mornings (see ``models.policy``): on a weekend, public holiday or in quiet hours the
+sweep claims nothing and the work waits for the next working morning. A reminder whose day
+has passed without being claimed (the service was down) is still sent, but only the most
+specific one: not the 30-day reminder once the 7-day one is due. Reminder steps that fell due
+before the cycle opened are covered by the update request itself.
+
+Idempotency keys (unique per recipient = contact + channel):
+``mr:m{milestone}:{due_end}:{days}d:c{contact}:{channel}`` (milestone reminder),
+``dr:r{request}:{deadline}:{days}d:…`` (deadline reminder), ``esc:r{request}:{deadline}:w{n}:…``
+(escalation round n), ``slip:m{milestone}:{due_end}:…`` (slip notice). A changed deadline or
+re-dated milestone therefore gets fresh reminders. The sweep sends nothing: it returns the
+ids of the rows it claimed for delivery.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlmodel import Session, col
+
+from models.contacts import Recipient, active_contacts, recipient_label, split_recipients
+from models.cycles import OPEN_MILESTONE
+from models.notifications import Claim, ClaimItem, claim_notifications, digest_key
+from models.notifications import taken_item_keys as _taken
+from models.policy import ReminderPolicy
+from models.tables import (
+    AuditEvent,
+    Cycle,
+    CycleState,
+    Milestone,
+    RequestState,
+    UpdateRequest,
+)
+
+if TYPE_CHECKING:
+    from config.settings import Settings
+
+# Requests still waiting for the agency's answer: they get deadline reminders and escalation.
+NOT_SUBMITTED = (RequestState.PENDING, RequestState.SENT, RequestState.OPENED, RequestState.DRAFT)
+# Requests the agency still works on: they get milestone reminders.
+IN_PROGRESS = (*NOT_SUBMITTED, RequestState.CHANGES_REQUESTED)
+
+REMINDER = "reminder"
+ESCALATION = "escalation"
+SLIPPED = "slipped"
+ACTOR = "sweep"
+
+
+@dataclass(frozen=True)
+class DigestSummary:
+    """One claimed message, for printing: who, what kind, how many reasons."""
+
+    notification_id: int
+    kind: str
+    recipient: str
+    agency: int | None
+    milestone_reminders: int
+    deadline_days: int | None
+    escalations: int
+    slipped: int
+
+
+@dataclass
+class SweepResult:
+    now: datetime
+    # Why nothing went out (weekend, holiday, quiet hours); None when the sweep ran.
+    deferred: str | None = None
+    notification_ids: list[int] = field(default_factory=list)
+    milestone_reminders: int = 0
+    deadline_reminders: int = 0
+    escalations: int = 0
+    slipped_milestone_ids: list[int] = field(default_factory=list)
+    digests: list[DigestSummary] = field(default_factory=list)
+
+    @property
+    def messages(self) -> int:
+        return len(self.notification_ids)
+
+
+@dataclass(frozen=True)
+class _Request:
+    id: int
+    agency_id: int
+    cycle_id: int
+    plan_id: int
+    deadline: date
+    opened_at: datetime
+    state: RequestState
+
+
+@dataclass
+class _Digest:
+    """Everything due for one recipient in this sweep."""
+
+    recipient: Recipient
+    audience: str  # "agency" or "coordinator"
+    agency_id: int | None = None
+    request: _Request | None = None
+    items: list[ClaimItem] = field(default_factory=list)
+    milestone_ids: list[int] = field(default_factory=list)
+    deadline_days: int | None = None
+    escalations: list[dict[str, int]] = field(default_factory=list)
+    slipped: list[int] = field(default_factory=list)
+
+    @property
+    def kind(self) -> str:
+        if self.escalations:
+            return ESCALATION
+        if self.milestone_ids or self.deadline_days is not None:
+            return REMINDER
+        return SLIPPED
+
+    def context(self) -> dict[str, Any]:
+        context: dict[str, Any] = {"audience": self.audience}
+        if self.agency_id is not None:
+            context["agency_id"] = self.agency_id
+        if self.request is not None:
+            context["cycle_id"] = self.request.cycle_id
+            context["update_request_id"] = self.request.id
+        context["milestone_ids"] = list(self.milestone_ids)
+        if self.deadline_days is not None:
+            context["deadline_days"] = self.deadline_days
+        context["escalations"] = list(self.escalations)
+        context["slipped_milestone_ids"] = list(self.slipped)
+        return context
+
+
+class _DueAt:
+    """``policy.due_at`` with a cache: holiday look-ups per distinct day, not per row."""
+
+    def __init__(self, policy: ReminderPolicy) -> None:
+        self._policy = policy
+        self._cache: dict[date, datetime] = {}
+
+    def __call__(self, nominal: date) -> datetime:
+        found = self._cache.get(nominal)
+        if found is None:
+            found = self._cache[nominal] = self._policy.due_at(nominal)
+        return found
+
+
+def sweep(
+    session: Session,
+    now: datetime,
+    settings: Settings,
+    *,
+    policy: ReminderPolicy | None = None,
+) -> SweepResult:
+    """Claim every message due at ``now``; the caller commits and delivers the ids."""
+    policy = policy or ReminderPolicy.from_settings(settings)
+    result = SweepResult(now=now)
+    reason = policy.why_not(now)
+    if reason is not None:
+        result.deferred = reason
+        return result
+    today = policy.today(now)
+    due_at = _DueAt(policy)
+
+    requests = _open_requests(session)
+    by_agency, coordinators = split_recipients(active_contacts(session))
+    request_for = {(r.plan_id, r.agency_id): r for r in requests}
+
+    digests: dict[tuple[Any, ...], _Digest] = {}
+
+    def agency_digest(recipient: Recipient, agency_id: int, request: _Request | None) -> _Digest:
+        contact, channel = recipient
+        key = ("agency", contact.id, channel, request.cycle_id if request else None)
+        if key not in digests:
+            digests[key] = _Digest(recipient, "agency", agency_id=agency_id, request=request)
+        return digests[key]
+
+    def coordinator_digest(recipient: Recipient) -> _Digest:
+        contact, channel = recipient
+        key = ("coordinator", contact.id, channel)
+        if key not in digests:
+            digests[key] = _Digest(recipient, "coordinator")
+        return digests[key]
+
+    # Candidates whose keys may already be taken: collected first, checked in one query.
+    candidates: list[tuple[_Digest, ClaimItem, Callable[[_Digest], None]]] = []
+
+    def offer(digest: _Digest, item: ClaimItem, apply: Callable[[_Digest], None]) -> None:
+        candidates.append((digest, item, apply))
+
+    _milestone_reminders(
+        session, policy, now, today, due_at, by_agency, request_for, offer, agency_digest
+    )
+    _deadline_and_escalation(
+        policy,
+        now,
+        today,
+        due_at,
+        requests,
+        by_agency,
+        coordinators,
+        offer,
+        agency_digest,
+        coordinator_digest,
+    )
+
+    taken = _taken(session, [item.key for _d, item, _a in candidates])
+    for digest, item, apply in candidates:
+        if item.key not in taken:
+            digest.items.append(item)
+            apply(digest)
+
+    # Slip flags last: flagged and told in the same transaction, so "told once" holds even
+    # when two sweeps run at once (the second finds nothing left to flag).
+    result.slipped_milestone_ids = _flag_slipped(
+        session,
+        now,
+        today,
+        by_agency,
+        coordinators,
+        request_for,
+        agency_digest,
+        coordinator_digest,
+    )
+
+    claims = [
+        Claim(
+            kind=digest.kind,
+            key=digest_key(digest.kind, digest.recipient[0], digest.recipient[1], digest.items),
+            contact=digest.recipient[0],
+            channel=digest.recipient[1],
+            context=digest.context(),
+            cycle_id=digest.request.cycle_id if digest.request else None,
+            agency_id=digest.agency_id,
+            items=tuple(digest.items),
+        )
+        for digest in digests.values()
+        if digest.items
+    ]
+    claimed = claim_notifications(session, claims, now)
+    result.notification_ids = [notification_id for notification_id, _claim in claimed]
+    _summarise(result, claimed)
+    return result
+
+
+def _open_requests(session: Session) -> list[_Request]:
+    rows = session.execute(
+        sa.select(
+            col(UpdateRequest.id),
+            col(UpdateRequest.agency_id),
+            col(UpdateRequest.state),
+            col(Cycle.id),
+            col(Cycle.plan_id),
+            col(Cycle.deadline),
+            col(Cycle.opened_at),
+        )
+        .join(Cycle, col(Cycle.id) == UpdateRequest.cycle_id)
+        .where(col(Cycle.state) == CycleState.OPEN, col(Cycle.closed_at).is_(None))
+        .order_by(col(UpdateRequest.id))
+    ).all()
+    return [
+        _Request(
+            id=row[0],
+            agency_id=row[1],
+            state=RequestState(row[2]),
+            cycle_id=row[3],
+            plan_id=row[4],
+            deadline=row[5],
+            opened_at=_aware(row[6]),
+        )
+        for row in rows
+    ]
+
+
+def _aware(value: datetime) -> datetime:
+    # SQLite hands back naive datetimes; every datetime we store is UTC.
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+Offer = Callable[[_Digest, ClaimItem, Callable[[_Digest], None]], None]
+AgencyDigest = Callable[[Recipient, int, "_Request | None"], _Digest]
+CoordinatorDigest = Callable[[Recipient], _Digest]
+
+
+def _most_specific(
+    offsets: tuple[int, ...], end: date, now: datetime, due_at: _DueAt
+) -> tuple[int, datetime] | None:
+    """The smallest offset whose reminder is due by ``now`` (and its due time), if any."""
+    for days in sorted(offsets):
+        when = due_at(end - timedelta(days=days))
+        if when <= now:
+            return days, when
+    return None
+
+
+def _milestone_reminders(
+    session: Session,
+    policy: ReminderPolicy,
+    now: datetime,
+    today: date,
+    due_at: _DueAt,
+    by_agency: dict[int, list[Recipient]],
+    request_for: dict[tuple[int, int], _Request],
+    offer: Offer,
+    agency_digest: AgencyDigest,
+) -> None:
+    if not policy.milestone_days:
+        return
+    horizon = today + timedelta(days=max(policy.milestone_days))
+    rows = session.execute(
+        sa.select(
+            col(Milestone.id),
+            col(Milestone.plan_id),
+            col(Milestone.lead_agency_id),
+            col(Milestone.due_end),
+        )
+        .join(Cycle, col(Cycle.plan_id) == Milestone.plan_id)
+        .join(
+            UpdateRequest,
+            sa.and_(
+                col(UpdateRequest.cycle_id) == Cycle.id,
+                col(UpdateRequest.agency_id) == Milestone.lead_agency_id,
+            ),
+        )
+        .where(
+            col(Cycle.state) == CycleState.OPEN,
+            col(Cycle.closed_at).is_(None),
+            col(UpdateRequest.state).in_(IN_PROGRESS),
+            col(Milestone.due_end).between(today, horizon),
+            col(Milestone.status).in_(OPEN_MILESTONE),
+        )
+        .order_by(col(Milestone.id))
+    ).all()
+    for milestone_id, plan_id, agency_id, due_end in rows:
+        request = request_for.get((plan_id, agency_id))
+        if request is None:
+            continue
+        found = _most_specific(policy.milestone_days, due_end, now, due_at)
+        if found is None:
+            continue
+        days, when = found
+        if when.date() > due_end or when < request.opened_at:
+            continue
+        for recipient in by_agency.get(agency_id, []):
+            contact, channel = recipient
+            digest = agency_digest(recipient, agency_id, request)
+            item = ClaimItem(
+                key=f"mr:m{milestone_id}:{due_end}:{days}d:c{contact.id}:{channel}",
+                milestone_id=milestone_id,
+                step=f"milestone-{days}d",
+            )
+            offer(digest, item, _add_milestone(milestone_id))
+
+
+def _add_milestone(milestone_id: int) -> Callable[[_Digest], None]:
+    def apply(digest: _Digest) -> None:
+        digest.milestone_ids.append(milestone_id)
+
+    return apply
+
+
+def _deadline_and_escalation(
+    policy: ReminderPolicy,
+    now: datetime,
+    today: date,
+    due_at: _DueAt,
+    requests: list[_Request],
+    by_agency: dict[int, list[Recipient]],
+    coordinators: list[Recipient],
+    offer: Offer,
+    agency_digest: AgencyDigest,
+    coordinator_digest: CoordinatorDigest,
+) -> None:
+    interval = policy.escalation_interval_days
+    for request in requests:
+        if request.state not in NOT_SUBMITTED:
+            continue
+        deadline = request.deadline
+        if today <= deadline:
+            found = _most_specific(policy.deadline_days, deadline, now, due_at)
+            if found is None:
+                continue
+            days, when = found
+            if when.date() > deadline or when < request.opened_at:
+                continue
+            for recipient in by_agency.get(request.agency_id, []):
+                contact, channel = recipient
+                item = ClaimItem(
+                    key=f"dr:r{request.id}:{deadline}:{days}d:c{contact.id}:{channel}",
+                    step=f"deadline-{days}d",
+                )
+                offer(
+                    agency_digest(recipient, request.agency_id, request),
+                    item,
+                    _set_deadline(days),
+                )
+            continue
+        # Past the deadline: escalation round n falls on deadline + 1 + n * interval.
+        first = deadline + timedelta(days=1)
+        n = (today - first).days // interval
+        while n >= 0 and due_at(first + timedelta(days=n * interval)) > now:
+            n -= 1
+        if n < 0:
+            continue
+        escalation = {"update_request_id": request.id, "round": n}
+        step = f"escalation-r{request.id}-w{n}"
+        targets = [
+            (r, agency_digest(r, request.agency_id, request))
+            for r in by_agency.get(request.agency_id, [])
+        ] + [(r, coordinator_digest(r)) for r in coordinators]
+        for (contact, channel), digest in targets:
+            item = ClaimItem(
+                key=f"esc:r{request.id}:{deadline}:w{n}:c{contact.id}:{channel}", step=step
+            )
+            offer(digest, item, _add_escalation(escalation))
+
+
+def _set_deadline(days: int) -> Callable[[_Digest], None]:
+    def apply(digest: _Digest) -> None:
+        digest.deadline_days = days
+
+    return apply
+
+
+def _add_escalation(escalation: dict[str, int]) -> Callable[[_Digest], None]:
+    def apply(digest: _Digest) -> None:
+        digest.escalations.append(dict(escalation))
+
+    return apply
+
+
+def _flag_slipped(
+    session: Session,
+    now: datetime,
+    today: date,
+    by_agency: dict[int, list[Recipient]],
+    coordinators: list[Recipient],
+    request_for: dict[tuple[int, int], _Request],
+    agency_digest: AgencyDigest,
+    coordinator_digest: CoordinatorDigest,
+) -> list[int]:
+    flagged = session.execute(
+        sa.update(Milestone)
+        .where(
+            col(Milestone.due_end) < today,
+            col(Milestone.status).in_(OPEN_MILESTONE),
+            col(Milestone.slipped_on).is_(None),
+        )
+        .values(slipped_on=today, updated_at=now)
+        .returning(
+            col(Milestone.id),
+            col(Milestone.plan_id),
+            col(Milestone.lead_agency_id),
+            col(Milestone.due_end),
+        )
+        .execution_options(synchronize_session=False)
+    ).all()
+    flagged = sorted(flagged, key=lambda row: row[0])
+    for milestone_id, plan_id, agency_id, due_end in flagged:
+        step = "slipped"
+        targets: list[tuple[Recipient, _Digest]] = []
+        if agency_id is not None:
+            request = request_for.get((plan_id, agency_id))
+            if request is not None and request.state not in IN_PROGRESS:
+                request = None
+            targets += [
+                (r, agency_digest(r, agency_id, request)) for r in by_agency.get(agency_id, [])
+            ]
+        targets += [(r, coordinator_digest(r)) for r in coordinators]
+        for (contact, channel), digest in targets:
+            digest.items.append(
+                ClaimItem(
+                    key=f"slip:m{milestone_id}:{due_end}:c{contact.id}:{channel}",
+                    milestone_id=milestone_id,
+                    step=step,
+                )
+            )
+            digest.slipped.append(milestone_id)
+    if flagged:
+        session.execute(
+            sa.insert(AuditEvent),
+            [
+                {
+                    "at": now,
+                    "actor": ACTOR,
+                    "action": "milestone.slipped",
+                    "agency_id": agency_id,
+                    "subject": f"milestone:{milestone_id}",
+                    "detail": {"due_end": due_end.isoformat(), "slipped_on": today.isoformat()},
+                }
+                for milestone_id, _plan, agency_id, due_end in flagged
+            ],
+        )
+    return [row[0] for row in flagged]
+
+
+def _summarise(result: SweepResult, claimed: list[tuple[int, Claim]]) -> None:
+    """Count what was claimed: distinct reasons (not one per recipient), and each digest."""
+    reasons: dict[str, set[str]] = defaultdict(set)
+    for notification_id, claim in claimed:
+        for item in claim.items:
+            # An item key is its reason followed by ":c{contact}:{channel}".
+            reason = item.key.rsplit(":", 2)[0]
+            reasons[reason.split(":", 1)[0]].add(reason)
+        context = claim.context
+        result.digests.append(
+            DigestSummary(
+                notification_id=notification_id,
+                kind=claim.kind,
+                recipient=recipient_label(claim.contact, claim.channel),
+                agency=claim.agency_id,
+                milestone_reminders=len(context.get("milestone_ids", [])),
+                deadline_days=context.get("deadline_days"),
+                escalations=len(context.get("escalations", [])),
+                slipped=len(context.get("slipped_milestone_ids", [])),
+            )
+        )
+    result.milestone_reminders = len(reasons["mr"])
+    result.deadline_reminders = len(reasons["dr"])
+    result.escalations = len(reasons["esc"])
+
+
+__all__ = ["DigestSummary", "SweepResult", "sweep"]

@@ -258,14 +258,9 @@ def _check_kombu(broker_url: str, url: sa.URL, timeout: float) -> Check:
 
 def filesystem_broker_dirs(settings: Settings) -> list[Path]:
     """The folders of the embedded (filesystem) broker, as the Celery app configures them."""
-    try:
-        from worker.app import celery_app  # type: ignore[import-untyped,unused-ignore]
-    except ImportError:
-        return [settings.data_dir / "broker"]
-    options = celery_app.conf.broker_transport_options or {}
-    names = ("data_folder_in", "data_folder_out", "processed_folder", "control_folder")
-    folders = {Path(options[name]) for name in names if options.get(name)}
-    return sorted(folders) or [settings.data_dir / "broker"]
+    from config.celery import filesystem_broker_folders
+
+    return sorted(set(filesystem_broker_folders(settings).values()))
 
 
 def _check_filesystem_broker(settings: Settings) -> Check:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import importlib.util
 import socket
+import threading
+from typing import Any
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
@@ -48,16 +50,36 @@ def database_problem(engine: sa.Engine) -> str | None:
     return None
 
 
-def broker_problem(settings: Settings) -> str | None:
-    if importlib.util.find_spec("worker.app") is not None:
-        return _celery_broker_problem()
+def broker_problem(settings: Settings, *, use_celery: bool | None = None) -> str | None:
+    """Why the broker cannot be used, or None. Through the Celery app's own connection when
+    the worker package is installed, else a TCP check of REPORTCYCLE_BROKER_URL."""
+    if use_celery is None:
+        use_celery = importlib.util.find_spec("worker.app") is not None
+    if use_celery:
+        return _celery_broker_problem(settings)
     return _url_broker_problem(settings.broker_url)
 
 
-def _celery_broker_problem() -> str | None:
+_celery_apps: dict[int, tuple[Settings, Any]] = {}
+_celery_lock = threading.Lock()
+
+
+def _celery_for(settings: Settings) -> Any:
+    """The Celery app of these settings, made once (the worker's own factory, if it has one)."""
+    with _celery_lock:
+        cached = _celery_apps.get(id(settings))
+        if cached is None or cached[0] is not settings:
+            module = importlib.import_module("worker.app")
+            factory = getattr(module, "create_celery_app", None)
+            celery = factory(settings) if factory is not None else module.celery_app
+            cached = (settings, celery)
+            _celery_apps[id(settings)] = cached
+        return cached[1]
+
+
+def _celery_broker_problem(settings: Settings) -> str | None:
     try:
-        celery_app = importlib.import_module("worker.app").celery_app
-        with celery_app.connection_for_read() as connection:
+        with _celery_for(settings).connection_for_read() as connection:
             connection.ensure_connection(max_retries=1, interval_start=0, timeout=TIMEOUT_SECONDS)
     except Exception as exc:
         return f"broker unreachable ({type(exc).__name__})"

@@ -1,0 +1,229 @@
+"""End to end in a real Chromium: an agency answers its update request through its link."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+import uvicorn
+from sqlmodel import Session, col, select
+
+from config.settings import Settings
+from models.db import make_engine, upgrade
+from models.tables import (
+    Milestone,
+    MilestoneRevision,
+    MilestoneStatus,
+    RequestState,
+    RevisionKind,
+    SubmissionRevision,
+    UpdateRequest,
+)
+from tests.services import free_port, unavailable
+from tests.web_helpers import Scenario, build_scenario
+from web.app import create_app
+from web.deps import WebOptions
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
+ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
+
+
+@dataclass
+class LiveServer:
+    base_url: str
+    engine: sa.Engine
+    scenario: Scenario
+
+
+@pytest.fixture
+def live_server(db_url: str, tmp_path: Path) -> Iterator[LiveServer]:
+    """The real app under uvicorn on a free port, on a fresh migrated database."""
+    engine = make_engine(db_url)
+    upgrade(engine)
+    with Session(engine, expire_on_commit=False) as session:
+        scenario = build_scenario(session)
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    settings = Settings(secret_key="b" * 48, data_dir=tmp_path / "data", base_url=base_url)
+    # Autosave is slowed down so the test decides when drafts are saved.
+    app = create_app(settings, engine, options=WebOptions(autosave_seconds=3600))
+    # log_config=None keeps uvicorn's access log propagating, so the test can read it.
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=True)
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise AssertionError("uvicorn did not start")
+        time.sleep(0.05)
+    try:
+        yield LiveServer(base_url, engine, scenario)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        engine.dispose()
+
+
+def the_link(server: LiveServer) -> str:
+    # The delivery path (cycle open → SMTP) is not merged yet: the link is issued directly.
+    return f"{server.base_url}/r/{server.scenario.token}"
+
+
+@pytest.fixture
+def browser() -> Iterator[object]:
+    if not CHROMIUM.exists():
+        unavailable(f"Chromium at {CHROMIUM}", "not installed")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+def test_an_agency_answers_through_its_link_in_chromium(
+    live_server: LiveServer, browser: object, caplog: pytest.LogCaptureFixture
+) -> None:
+    from playwright.sync_api import Browser, expect
+
+    assert isinstance(browser, Browser)
+    scenario = live_server.scenario
+    done, late = scenario.milestone_ids
+    objective = scenario.objective_id
+    link = the_link(live_server)
+    caplog.set_level(logging.INFO, logger="uvicorn.access")
+
+    context = browser.new_context(viewport={"width": 390, "height": 844})  # a phone
+    page = context.new_page()
+    page.goto(link)
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Hīkina Whakatutuki")
+    page.get_by_label("Your email address").fill("kahu@mbie.test")
+    page.get_by_role("button", name="Continue").click()
+    page.wait_for_url(f"{live_server.base_url}/form")
+
+    page.locator(f"#m-{done}-progress").check()
+    page.locator(f"#m-{done}-completed_on").fill("2022-02-01")
+    page.locator(f"#m-{late}-progress-delayed").check()
+    period = page.locator(f"#m-{late}-new_period")
+    period.fill("Q5 2022")
+    expect(page.locator(f"#m-{late}-new_period-check")).to_contain_text("not a period we can")
+    period.fill("Quarter 4 2022")
+    expect(page.locator(f"#m-{late}-new_period-check")).to_contain_text("Reads as Quarter 4 2022")
+    page.locator(f"#m-{late}-reason").fill("Waiting on the te reo Māori translation.")
+    page.locator(f"#a-{objective}-0-text").fill("Launched the employer hotline – kia ora.")
+    page.locator(f"#a-{objective}-0-link_title").fill("Hotline")
+    page.locator(f"#a-{objective}-0-link_url").fill("https://www.employment.govt.nz/hotline")
+    # Another row, added in the page by the script (keyboard: focus lands in the new row).
+    page.get_by_role("button", name="Add another achievement").click()
+    expect(page.locator(f"#a-{objective}-1-text")).to_be_focused()
+    page.keyboard.type("<script>alert('x')</script> stays text")
+    page.locator(".actions-bar").get_by_role("button", name="Save draft").click()
+    expect(page.get_by_role("status")).to_contain_text("Draft saved")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "agency-form.png"), full_page=True)
+    context.close()  # the browser is closed: the draft must survive in the database
+
+    again = browser.new_context()
+    page = again.new_page()
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    page.goto(link)
+    page.get_by_label("Your email address").fill("kahu@mbie.test")
+    page.get_by_role("button", name="Continue").click()
+    page.wait_for_url(f"{live_server.base_url}/form")
+    expect(page.locator(f"#m-{late}-new_period")).to_have_value("Quarter 4 2022")
+    expect(page.locator(f"#m-{done}-progress")).to_be_checked()
+    expect(page.locator(f"#a-{objective}-1-text")).to_have_value(
+        "<script>alert('x')</script> stays text"
+    )
+    page.get_by_role("button", name="Submit").click()
+    expect(page.get_by_role("status")).to_contain_text("Submitted")
+    expect(page.get_by_role("button", name="Reopen to make changes")).to_be_visible()
+    assert dialogs == []  # the script typed in was never run
+    again.close()
+
+    with Session(live_server.engine) as session:
+        request = session.get(UpdateRequest, scenario.request_id)
+        assert request is not None and request.state is RequestState.SUBMITTED
+        saved = session.exec(
+            select(SubmissionRevision)
+            .where(SubmissionRevision.update_request_id == scenario.request_id)
+            .order_by(col(SubmissionRevision.number))
+        ).all()
+        assert [(r.number, r.kind, r.author) for r in saved] == [
+            (1, RevisionKind.DRAFT, "kahu@mbie.test"),
+            (2, RevisionKind.SUBMITTED, "kahu@mbie.test"),
+        ]
+        achievements = saved[1].content["achievements"]
+        assert achievements[0]["link_url"] == "https://www.employment.govt.nz/hotline"
+        completed = session.get(Milestone, done)
+        assert completed is not None and completed.status is MilestoneStatus.COMPLETED
+        history = session.exec(
+            select(MilestoneRevision).where(MilestoneRevision.milestone_id == late)
+        ).all()
+        assert [(h.previous_due_text, h.new_due_text, h.year) for h in history] == [
+            ("Quarter 2 2022", "Quarter 4 2022", 2022)
+        ]
+    access_log = "\n".join(r.getMessage() for r in caplog.records if r.name == "uvicorn.access")
+    assert "/r/[redacted]" in access_log
+    assert scenario.token not in caplog.text
+
+
+def test_the_form_works_without_javascript(live_server: LiveServer, browser: object) -> None:
+    from playwright.sync_api import Browser, expect
+
+    assert isinstance(browser, Browser)
+    scenario = live_server.scenario
+    objective = scenario.objective_id
+    context = browser.new_context(java_script_enabled=False)
+    page = context.new_page()
+    page.goto(the_link(live_server))
+    page.get_by_label("Your email address").fill("tane@mbie.test")
+    page.get_by_role("button", name="Continue").click()
+    page.wait_for_url(f"{live_server.base_url}/form")
+    page.locator(f"#a-{objective}-0-text").fill("First achievement")
+    page.get_by_role("button", name="Add another achievement").click()  # a round trip
+    expect(page.locator(f"#a-{objective}-0-text")).to_have_value("First achievement")
+    page.locator(f"#a-{objective}-1-text").fill("Second achievement")
+    page.locator(f"#a-{objective}-1-link_url").fill("ftp://example.org/file")
+    page.locator(f"#a-{objective}-1-link_title").fill("File")
+    page.locator(".actions-bar").get_by_role("button", name="Save draft").click()
+    summary = page.get_by_role("alert")
+    expect(summary).to_contain_text("https://")
+    summary.get_by_role("link").first.click()
+    expect(page).to_have_url(f"{live_server.base_url}/form#a-{objective}-1-link_url")
+    expect(page.locator(f"#a-{objective}-1-text")).to_have_value("Second achievement")
+    page.locator(f"#a-{objective}-1-link_url").fill("https://example.org/file")
+    page.locator(".actions-bar").get_by_role("button", name="Save draft").click()
+    expect(page.get_by_role("status")).to_contain_text("Draft saved")
+    context.close()
+    with Session(live_server.engine) as session:
+        [revision] = session.exec(
+            select(SubmissionRevision).where(
+                SubmissionRevision.update_request_id == scenario.request_id
+            )
+        ).all()
+        texts = [a["text"] for a in revision.content["achievements"]]
+        assert texts == ["First achievement", "Second achievement"]

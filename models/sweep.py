@@ -105,6 +105,7 @@ class _Request:
     deadline: date
     opened_at: datetime
     state: RequestState
+    year: int
 
 
 @dataclass
@@ -177,7 +178,10 @@ def sweep(
 
     requests = _open_requests(session)
     by_agency, coordinators = split_recipients(active_contacts(session))
-    request_for = {(r.plan_id, r.agency_id): r for r in requests}
+    # Milestone reminders and slip notices carry the link of the plan's latest open cycle.
+    request_for = {
+        (r.plan_id, r.agency_id): r for r in sorted(requests, key=lambda r: (r.year, r.id))
+    }
 
     digests: dict[tuple[Any, ...], _Digest] = {}
 
@@ -220,6 +224,7 @@ def sweep(
     taken = _taken(session, [item.key for _d, item, _a in candidates])
     for digest, item, apply in candidates:
         if item.key not in taken:
+            taken.add(item.key)  # never the same reason twice in one digest
             digest.items.append(item)
             apply(digest)
 
@@ -266,6 +271,7 @@ def _open_requests(session: Session) -> list[_Request]:
             col(Cycle.plan_id),
             col(Cycle.deadline),
             col(Cycle.opened_at),
+            col(Cycle.year),
         )
         .join(Cycle, col(Cycle.id) == UpdateRequest.cycle_id)
         .where(col(Cycle.state) == CycleState.OPEN, col(Cycle.closed_at).is_(None))
@@ -280,6 +286,7 @@ def _open_requests(session: Session) -> list[_Request]:
             plan_id=row[4],
             deadline=row[5],
             opened_at=_aware(row[6]),
+            year=row[7],
         )
         for row in rows
     ]
@@ -344,10 +351,12 @@ def _milestone_reminders(
         )
         .order_by(col(Milestone.id))
     ).all()
+    seen: set[int] = set()
     for milestone_id, plan_id, agency_id, due_end in rows:
         request = request_for.get((plan_id, agency_id))
-        if request is None:
+        if milestone_id in seen or request is None or request.state not in IN_PROGRESS:
             continue
+        seen.add(milestone_id)
         found = _most_specific(policy.milestone_days, due_end, now, due_at)
         if found is None:
             continue

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -15,7 +17,10 @@ import uvicorn
 from sqlmodel import Session, col, select
 
 from config.settings import Settings
+from models.cycles import open_cycle
 from models.db import make_engine, upgrade
+from models.delivery import deliver_now
+from models.messages import render_message
 from models.tables import (
     Milestone,
     MilestoneRevision,
@@ -26,11 +31,13 @@ from models.tables import (
     UpdateRequest,
 )
 from tests.services import free_port, unavailable
-from tests.web_helpers import Scenario, build_scenario
+from tests.smtp_server import SmtpServer
+from tests.web_helpers import NOW, Scenario, build_plan, scenario_of
 from web.app import create_app
 from web.deps import WebOptions
+from worker.notify import AppriseTransport
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.smtp]
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -49,17 +56,53 @@ class LiveServer:
     base_url: str
     engine: sa.Engine
     scenario: Scenario
+    link: str  # as received by mail
+
+
+def open_cycle_by_mail(
+    engine: sa.Engine, smtp_server: SmtpServer, base_url: str, outbox: Path
+) -> tuple[Scenario, str]:
+    """Open the 2022 cycle and deliver its update requests to the real SMTP server; the
+    scenario and the link as the agency's contact received it."""
+    with Session(engine, expire_on_commit=False) as session:
+        rows = build_plan(session)
+        opened = open_cycle(session, rows.plan, 2022, date(2022, 3, 31), NOW, "coordinator")
+        session.commit()
+        [request] = [r.request for r in opened.requests if r.agency.id == rows.agency_id]
+        assert request.id is not None and opened.cycle.id is not None
+        ids, cycle_id, request_id = opened.notification_ids, opened.cycle.id, request.id
+    transport = AppriseTransport(
+        mail_url=smtp_server.url,
+        mail_from="reportcycle@example.govt.nz",
+        outbox_dir=outbox,
+        domain="example.govt.nz",
+    )
+    deliver_now(
+        engine,
+        ids,
+        NOW,
+        transport,
+        render=lambda session, notification, now: render_message(
+            session, notification, now, base_url=base_url, timezone="Pacific/Auckland"
+        ),
+    )
+    smtp_server.wait_for(1)
+    [mail] = smtp_server.to(rows.contact_email)
+    found = re.search(re.escape(base_url) + r"/r/[A-Za-z0-9_-]+", mail.text)
+    assert found, f"no link in the mail:\n{mail.text}"
+    link = found[0]
+    return scenario_of(rows, cycle_id, request_id, link.rsplit("/", 1)[1]), link
 
 
 @pytest.fixture
-def live_server(db_url: str, tmp_path: Path) -> Iterator[LiveServer]:
-    """The real app under uvicorn on a free port, on a fresh migrated database."""
+def live_server(db_url: str, tmp_path: Path, smtp_server: SmtpServer) -> Iterator[LiveServer]:
+    """The real app under uvicorn on a free port, on a fresh migrated database, with the
+    2022 cycle opened and its update request mailed through a real SMTP server."""
     engine = make_engine(db_url)
     upgrade(engine)
-    with Session(engine, expire_on_commit=False) as session:
-        scenario = build_scenario(session)
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
+    scenario, link = open_cycle_by_mail(engine, smtp_server, base_url, tmp_path / "outbox")
     settings = Settings(secret_key="b" * 48, data_dir=tmp_path / "data", base_url=base_url)
     # Autosave is slowed down so the test decides when drafts are saved.
     app = create_app(settings, engine, options=WebOptions(autosave_seconds=3600))
@@ -75,7 +118,7 @@ def live_server(db_url: str, tmp_path: Path) -> Iterator[LiveServer]:
             raise AssertionError("uvicorn did not start")
         time.sleep(0.05)
     try:
-        yield LiveServer(base_url, engine, scenario)
+        yield LiveServer(base_url, engine, scenario, link)
     finally:
         server.should_exit = True
         thread.join(timeout=10)
@@ -83,8 +126,7 @@ def live_server(db_url: str, tmp_path: Path) -> Iterator[LiveServer]:
 
 
 def the_link(server: LiveServer) -> str:
-    # The delivery path (cycle open → SMTP) is not merged yet: the link is issued directly.
-    return f"{server.base_url}/r/{server.scenario.token}"
+    return server.link
 
 
 @pytest.fixture

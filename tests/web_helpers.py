@@ -46,9 +46,59 @@ class Scenario:
     acronym: str
 
 
+@dataclass
+class PlanRows:
+    plan: Plan
+    agency_id: int
+    objective_id: int
+    second_objective_id: int
+    milestone_ids: list[int]
+    other_milestone_id: int
+    coordinator_email: str
+    contact_email: str
+    acronym: str
+
+
 def build_scenario(session: Session, now: datetime = NOW) -> Scenario:
     """A plan, its 2021 report, an agency leading two milestones, and an open 2022 cycle
     whose update request to that agency has a live link (the token is returned)."""
+    rows = build_plan(session)
+    assert rows.plan.id is not None
+    cycle = Cycle(plan_id=rows.plan.id, year=2022, deadline=date(2022, 3, 31), opened_at=now)
+    session.add(cycle)
+    session.flush()
+    assert cycle.id is not None
+    request = UpdateRequest(
+        cycle_id=cycle.id, agency_id=rows.agency_id, state=RequestState.SENT, created_at=now
+    )
+    session.add(request)
+    session.flush()
+    assert request.id is not None
+    token = issue_token(session, request, now)
+    session.commit()
+    return scenario_of(rows, cycle.id, request.id, token)
+
+
+def scenario_of(rows: PlanRows, cycle_id: int, request_id: int, token: str) -> Scenario:
+    assert rows.plan.id is not None
+    return Scenario(
+        plan_id=rows.plan.id,
+        cycle_id=cycle_id,
+        agency_id=rows.agency_id,
+        request_id=request_id,
+        objective_id=rows.objective_id,
+        second_objective_id=rows.second_objective_id,
+        milestone_ids=rows.milestone_ids,
+        other_milestone_id=rows.other_milestone_id,
+        token=token,
+        coordinator_email=rows.coordinator_email,
+        acronym=rows.acronym,
+    )
+
+
+def build_plan(session: Session) -> PlanRows:
+    """A plan and its 2021 report: MBIE (one contact) leads two milestones of the first
+    objective; DIA leads one of the second and has the coordinator. Committed."""
     tag = uuid.uuid4().hex[:8]
     plan = Plan(slug=f"plan-{tag}", title="Plan of Action against Forced Labour")
     session.add(plan)
@@ -99,7 +149,8 @@ def build_scenario(session: Session, now: datetime = NOW) -> Scenario:
         name="Aroha Coordinator",
         is_coordinator=True,
     )
-    session.add_all([coordinator, Contact(agency_id=agency.id, email=f"lead-{tag}@mbie.test")])
+    contact_email = f"lead-{tag}@mbie.test"
+    session.add_all([coordinator, Contact(agency_id=agency.id, email=contact_email)])
     report = AnnualReport(plan_id=plan.id, year=2021)
     session.add(report)
     session.flush()
@@ -185,28 +236,16 @@ def build_scenario(session: Session, now: datetime = NOW) -> Scenario:
         first_reported_year=2021,
     )
     session.add_all([*milestones, other_milestone])
-    cycle = Cycle(plan_id=plan.id, year=2022, deadline=date(2022, 3, 31), opened_at=now)
-    session.add(cycle)
-    session.flush()
-    assert cycle.id is not None and other_milestone.id is not None
-    request = UpdateRequest(
-        cycle_id=cycle.id, agency_id=agency.id, state=RequestState.SENT, created_at=now
-    )
-    session.add(request)
-    session.flush()
-    assert request.id is not None
-    token = issue_token(session, request, now)
     session.commit()
-    return Scenario(
-        plan_id=plan.id,
-        cycle_id=cycle.id,
+    assert other_milestone.id is not None
+    return PlanRows(
+        plan=plan,
         agency_id=agency.id,
-        request_id=request.id,
         objective_id=first.id,
         second_objective_id=second.id,
         milestone_ids=[m.id for m in milestones if m.id is not None],
         other_milestone_id=other_milestone.id,
-        token=token,
         coordinator_email=coordinator.email,
+        contact_email=contact_email,
         acronym=agency.acronym,
     )

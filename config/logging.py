@@ -122,10 +122,14 @@ _STANDARD_ATTRIBUTES = frozenset(logging.LogRecord("", 0, "", 0, "", None, None)
 
 def _extras(record: logging.LogRecord) -> dict[str, Any]:
     """What the caller passed with ``extra=`` (cycle_id, agency_id, notification_id …)."""
+    celery = record.name.startswith("celery")
     return {
         name: value
         for name, value in record.__dict__.items()
-        if name not in _STANDARD_ATTRIBUTES and not name.startswith("_")
+        if name not in _STANDARD_ATTRIBUTES
+        and not name.startswith("_")
+        # Celery repeats its message's arguments as ``data``; the message says it already.
+        and not (celery and name == "data")
     }
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from cli import demo, ops_commands, plan_commands
+from cli import agency_commands, cycle_commands, demo, ops_commands, plan_commands
 from cli.common import console, load_settings
 
 app = typer.Typer(
@@ -48,6 +48,8 @@ def db_upgrade() -> None:
 plan_commands.register(app)
 demo.register(app)
 ops_commands.register(app)
+cycle_commands.register(app)
+agency_commands.register(app)
 
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -111,7 +111,7 @@ def open_cycle(
         select(Cycle).where(Cycle.plan_id == _id(plan), col(Cycle.year) == year)
     ).first()
     if existing is not None:
-        raise _already_open(plan, existing)
+        raise _already_open(plan, existing, ZoneInfo(timezone))
     agency_ids = lead_agency_ids(session, _id(plan))
     if not agency_ids:
         raise CycleError(
@@ -179,8 +179,11 @@ def open_cycle(
     return opened
 
 
-def _already_open(plan: Plan, cycle: Cycle) -> CycleError:
-    when = cycle.opened_at.date().isoformat()
+def _already_open(plan: Plan, cycle: Cycle, zone: ZoneInfo) -> CycleError:
+    opened_at = cycle.opened_at
+    if opened_at.tzinfo is None:  # SQLite gives back naive UTC
+        opened_at = opened_at.replace(tzinfo=UTC)
+    when = opened_at.astimezone(zone).date().isoformat()
     who = f" by {cycle.opened_by}" if cycle.opened_by else ""
     state = "" if cycle.state == CycleState.OPEN else f" and is now {cycle.state.value}"
     return CycleError(

@@ -1,0 +1,138 @@
+"""Commands about agencies and their contacts (who receives update requests)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+from sqlmodel import Session
+
+from cli.common import console, fail, ready_engine
+from models.clock import system_clock
+
+agency_app = typer.Typer(help="Agencies and their contacts.", no_args_is_help=True)
+contact_app = typer.Typer(help="Add a contact to an agency.", no_args_is_help=True)
+contacts_app = typer.Typer(help="Import contacts in bulk.", no_args_is_help=True)
+agency_app.add_typer(contact_app, name="contact")
+agency_app.add_typer(contacts_app, name="contacts")
+
+
+def register(app: typer.Typer) -> None:
+    """Attach this module's commands to the main app."""
+    app.add_typer(agency_app, name="agency")
+
+
+@agency_app.command("list")
+def list_command() -> None:
+    """List the agencies: acronym, name, parent, contacts and milestones led."""
+    from models.contacts import agency_rows
+
+    engine = ready_engine()
+    with Session(engine) as session:
+        rows = agency_rows(session)
+    if not rows:
+        console.print("no agencies yet: import a report first (reportcycle import)")
+        return
+    table = Table()
+    table.add_column("acronym")
+    table.add_column("name")
+    table.add_column("parent")
+    table.add_column("contacts", justify="right")
+    table.add_column("milestones led", justify="right")
+    for row in rows:
+        contacts = str(row.contacts)
+        if row.coordinators:
+            contacts += f" ({row.coordinators} coordinator{'s' if row.coordinators > 1 else ''})"
+        table.add_row(
+            row.agency.acronym,
+            row.agency.full_name,
+            row.parent or "",
+            contacts,
+            str(row.milestones_led),
+        )
+    console.print(table)
+
+
+@contact_app.command("add")
+def add_command(
+    agency: Annotated[str, typer.Argument(help="The agency's acronym, e.g. MBIE.")],
+    email: Annotated[str, typer.Argument(help="The contact's email address.")],
+    name: Annotated[str | None, typer.Option("--name", help="The contact's name.")] = None,
+    notify_url: Annotated[
+        str | None,
+        typer.Option(
+            "--notify-url",
+            help="An extra Apprise URL (Teams, Slack …) that gets the same messages. It may "
+            "hold credentials: it is stored, never printed.",
+        ),
+    ] = None,
+    coordinator: Annotated[
+        bool,
+        typer.Option(
+            "--coordinator",
+            help="A coordinator: gets escalations, slip notices and delivery failures "
+            "instead of the agency's update requests.",
+        ),
+    ] = False,
+) -> None:
+    """Add a contact to AGENCY."""
+    from models.contacts import ContactError, add_contact, find_agency
+
+    engine = ready_engine()
+    with Session(engine, expire_on_commit=False) as session:
+        try:
+            found = find_agency(session, agency)
+            contact = add_contact(
+                session,
+                found,
+                email,
+                system_clock(),
+                name=name,
+                notify_url=notify_url,
+                coordinator=coordinator,
+            )
+        except ContactError as exc:
+            session.rollback()
+            fail(str(exc))
+            raise AssertionError("unreachable") from exc
+        session.commit()
+    role = "coordinator" if contact.is_coordinator else "contact"
+    extra = " (with a notify URL)" if contact.notify_url else ""
+    console.print(f"added {contact.email} as a {role} of {found.acronym}{extra}")
+
+
+@contacts_app.command("import")
+def import_command(
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="A CSV file with the header agency,email,name,notify_url,coordinator "
+            "(coordinator: yes or no). All or nothing."
+        ),
+    ],
+) -> None:
+    """Add contacts from a CSV file (existing ones are updated); nothing is written on error."""
+    from models.contacts import ContactError, import_contacts
+
+    if not file.is_file():
+        fail(f"{file}: no such file")
+    try:
+        text = file.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        fail(f"{file}: not UTF-8 text; save it as UTF-8 CSV and try again")
+        raise AssertionError("unreachable") from None
+    except OSError as exc:
+        fail(f"{file}: cannot read it ({exc.strerror})")
+        raise AssertionError("unreachable") from exc
+    engine = ready_engine()
+    with Session(engine, expire_on_commit=False) as session:
+        try:
+            result = import_contacts(session, text, system_clock())
+        except ContactError as exc:
+            session.rollback()
+            fail(f"{file}: {exc}")
+            raise AssertionError("unreachable") from exc
+        session.commit()
+    console.print(f"{file}: {len(result.added)} contact(s) added, {len(result.updated)} updated")

@@ -1,0 +1,248 @@
+"""Commands of the reporting cycle: open it, see where it stands, resend a link, sweep.
+
+The sending commands (``cycle open``, ``cycle resend``, ``sweep``) do their work in this
+process and return once the messages are sent (handy for cron and for checks); ``--dry-run``
+shows what would go out and writes nothing.
+"""
+
+from __future__ import annotations
+
+import getpass
+from collections.abc import Callable
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.table import Table
+from sqlmodel import Session
+
+from cli.common import console, fail, load_settings, ready_engine
+from models.clock import parse_instant, system_clock
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+
+    from config.settings import Settings
+    from models.tables import DeliveryState
+
+cycle_app = typer.Typer(
+    help="The yearly reporting cycle: open it, see where it stands, resend a link.",
+    no_args_is_help=True,
+)
+
+NowOption = Annotated[
+    str | None,
+    typer.Option(
+        "--now",
+        help="Act as if it were this ISO 8601 date-time (a date alone means 09:00 "
+        "Pacific/Auckland; no offset means local time). Default: the real time.",
+    ),
+]
+DryRunOption = Annotated[
+    bool, typer.Option("--dry-run", help="Show what would be sent; write and send nothing.")
+]
+PlanOption = Annotated[
+    str | None,
+    typer.Option("--plan", help="The plan's slug (needed only when there are several)."),
+]
+
+
+def register(app: typer.Typer) -> None:
+    """Attach this module's commands to the main app."""
+    app.add_typer(cycle_app, name="cycle")
+    app.command("sweep")(sweep_command)
+
+
+def _actor() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
+
+
+def _clock(now: str | None, settings: Settings) -> tuple[datetime, Callable[[], datetime]]:
+    """The instant the command acts at, and the clock delivery retries use."""
+    if now is None:
+        at = system_clock()
+        return at, system_clock
+    try:
+        at = parse_instant(now, settings.timezone)
+    except ValueError as exc:
+        fail(f"--now: {exc}")
+        raise AssertionError("unreachable") from exc
+    return at, lambda: at
+
+
+def _deliver(engine: sa.Engine, ids: list[int], clock: Callable[[], datetime]) -> None:
+    """Send the claimed messages in this process and say how it went; exit 2 on failures."""
+    if not ids:
+        return
+    from models.delivery import deliver_now
+    from models.tables import DeliveryState
+
+    states: list[DeliveryState] = deliver_now(engine, ids, clock)
+    sent = sum(1 for s in states if s == DeliveryState.SENT)
+    retrying = sum(1 for s in states if s == DeliveryState.RETRYING)
+    failed = sum(1 for s in states if s == DeliveryState.FAILED)
+    console.print(f"delivered: {sent} sent, {retrying} to retry, {failed} failed")
+    if retrying:
+        console.print("  messages to retry stay queued; the worker (or the next sweep) retries")
+    if failed:
+        console.print("  failed messages are recorded and the coordinators told")
+        raise typer.Exit(2)
+
+
+@cycle_app.command("open")
+def open_command(
+    year: Annotated[int, typer.Argument(help="The reporting year, e.g. 2022.")],
+    deadline: Annotated[
+        str, typer.Option("--deadline", help="The date agencies must answer by (YYYY-MM-DD).")
+    ],
+    now: NowOption = None,
+    dry_run: DryRunOption = False,
+    plan: PlanOption = None,
+) -> None:
+    """Open the reporting cycle for YEAR and send each lead agency its update request."""
+    from models.cycles import CycleError, find_plan, open_cycle
+
+    settings = load_settings()
+    try:
+        due = date.fromisoformat(deadline)
+    except ValueError:
+        fail(f"--deadline: {deadline!r} is not a date (YYYY-MM-DD)")
+        raise AssertionError("unreachable") from None
+    at, clock = _clock(now, settings)
+    engine = ready_engine()
+    with Session(engine, expire_on_commit=False) as session:
+        try:
+            found = find_plan(session, plan)
+            opened = open_cycle(session, found, year, due, at, _actor(), timezone=settings.timezone)
+        except CycleError as exc:
+            session.rollback()
+            fail(str(exc))
+            raise AssertionError("unreachable") from exc
+        verb = "would open" if dry_run else "opened"
+        console.print(
+            f"{verb} the {year} cycle of {found.slug}: deadline {due.isoformat()}, "
+            f"{len(opened.requests)} agencies, {len(opened.notification_ids)} messages"
+        )
+        for item in opened.requests:
+            if item.has_contacts:
+                console.print(
+                    f"  {item.agency.acronym:<10} update request to {item.messages} recipient(s)"
+                )
+            else:
+                console.print(
+                    f"  {item.agency.acronym:<10} no contacts: request left pending; add one "
+                    f"with reportcycle agency contact add {item.agency.acronym} EMAIL, then "
+                    f"reportcycle cycle resend {year} {item.agency.acronym}"
+                )
+        if dry_run:
+            session.rollback()
+            console.print("dry run: nothing written, nothing sent")
+            return
+        session.commit()
+    _deliver(engine, opened.notification_ids, clock)
+
+
+@cycle_app.command("status")
+def status_command(
+    year: Annotated[int, typer.Argument(help="The reporting year.")],
+    plan: PlanOption = None,
+) -> None:
+    """Show each agency's update request in YEAR: state, reminders, milestones due, slipped."""
+    from models.cycles import CycleError, cycle_status, find_cycle, find_plan
+
+    engine = ready_engine()
+    with Session(engine) as session:
+        try:
+            cycle = find_cycle(session, find_plan(session, plan), year)
+        except CycleError as exc:
+            fail(str(exc))
+            raise AssertionError("unreachable") from exc
+        rows = cycle_status(session, cycle)
+        table = Table(
+            title=f"{year} cycle: deadline {cycle.deadline.isoformat()} ({cycle.state.value})"
+        )
+        table.add_column("agency")
+        table.add_column("request")
+        table.add_column("reminders sent", justify="right")
+        table.add_column(f"milestones due ({year})", justify="right")
+        table.add_column("slipped", justify="right")
+        for row in rows:
+            table.add_row(
+                row.agency.acronym,
+                row.state_label,
+                str(row.reminders_sent),
+                str(row.milestones_due),
+                str(row.slipped),
+            )
+        console.print(table)
+
+
+@cycle_app.command("resend")
+def resend_command(
+    year: Annotated[int, typer.Argument(help="The reporting year.")],
+    agency: Annotated[str, typer.Argument(help="The agency's acronym, e.g. MBIE.")],
+    now: NowOption = None,
+    plan: PlanOption = None,
+) -> None:
+    """Re-issue AGENCY's link: every earlier link stops working, each contact gets a new one."""
+    from models.cycles import CycleError, find_cycle, find_plan, resend_link
+
+    settings = load_settings()
+    at, clock = _clock(now, settings)
+    engine = ready_engine()
+    with Session(engine, expire_on_commit=False) as session:
+        try:
+            cycle = find_cycle(session, find_plan(session, plan), year)
+            done = resend_link(session, cycle, agency, at, _actor())
+        except CycleError as exc:
+            session.rollback()
+            fail(str(exc))
+            raise AssertionError("unreachable") from exc
+        session.commit()
+    console.print(
+        f"{done.agency.acronym}: {done.revoked} earlier link(s) revoked; "
+        f"a new link goes out in {len(done.notification_ids)} message(s)"
+    )
+    _deliver(engine, done.notification_ids, clock)
+
+
+def sweep_command(now: NowOption = None, dry_run: DryRunOption = False) -> None:
+    """Send what is due now: milestone and deadline reminders, escalations, slip notices."""
+    from models.sweep import sweep
+
+    settings = load_settings()
+    at, clock = _clock(now, settings)
+    engine = ready_engine()
+    with Session(engine, expire_on_commit=False) as session:
+        result = sweep(session, at, settings)
+        if result.deferred:
+            session.rollback()
+            console.print(f"nothing sent now: {result.deferred}")
+            return
+        verb = "would send" if dry_run else "claimed"
+        console.print(
+            f"{verb} {result.messages} message(s): {result.milestone_reminders} milestone "
+            f"reminder(s), {result.deadline_reminders} deadline reminder(s), "
+            f"{result.escalations} escalation(s), "
+            f"{len(result.slipped_milestone_ids)} milestone(s) newly slipped"
+        )
+        for digest in result.digests:
+            parts = []
+            if digest.milestone_reminders:
+                parts.append(f"{digest.milestone_reminders} milestone(s) due")
+            if digest.deadline_days is not None:
+                parts.append(f"deadline in {digest.deadline_days} day(s)")
+            if digest.escalations:
+                parts.append(f"{digest.escalations} overdue")
+            if digest.slipped:
+                parts.append(f"{digest.slipped} slipped")
+            console.print(f"  {digest.kind:<10} to {digest.recipient}: {', '.join(parts)}")
+        if dry_run:
+            session.rollback()
+            console.print("dry run: nothing written, nothing sent")
+            return
+        session.commit()
+    _deliver(engine, result.notification_ids, clock)

@@ -148,7 +148,7 @@ def browser() -> Iterator[object]:
 def test_an_agency_answers_through_its_link_in_chromium(
     live_server: LiveServer, browser: object, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from playwright.sync_api import Browser, expect
+    from playwright.sync_api import Browser, Dialog, expect
 
     assert isinstance(browser, Browser)
     scenario = live_server.scenario
@@ -190,7 +190,12 @@ def test_an_agency_answers_through_its_link_in_chromium(
     again = browser.new_context()
     page = again.new_page()
     dialogs: list[str] = []
-    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+
+    def on_dialog(dialog: Dialog) -> None:
+        dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    page.on("dialog", on_dialog)
     page.goto(link)
     page.get_by_label("Your email address").fill("kahu@mbie.test")
     page.get_by_role("button", name="Continue").click()

@@ -75,7 +75,7 @@ def make_client(session: Session, tmp_path: Path, clock: SimulatedClock) -> Iter
 def csrf_of(html: str) -> str:
     match = re.search(r'name="csrf" value="([^"]+)"', html)
     assert match, "no CSRF field in the page"
-    return match[1]
+    return str(match[1])
 
 
 def base_of(html: str) -> str:
@@ -94,7 +94,7 @@ def continue_from_link(client: TestClient, token: str, email: str = "kahu@mbie.t
     assert response.headers["location"] == "/form"
     form = client.get("/form")
     assert form.status_code == 200
-    return form.text
+    return str(form.text)
 
 
 def form_fields(scenario: Scenario, page: str, **fields: str) -> dict[str, str]:

@@ -38,14 +38,9 @@ def _beat_schedule_path(settings: Settings) -> Path:
 
 def _connect_celery_logging(settings: Settings) -> None:
     """Make Celery use our logging (one line per event, redacted) instead of its own."""
-    from celery import signals
+    from config.logging import connect_celery_logging
 
-    from config.logging import configure_logging
-
-    def setup(**_: object) -> None:
-        configure_logging(settings)
-
-    signals.setup_logging.connect(setup, weak=False)
+    connect_celery_logging(lambda: settings)
 
 
 def _celery_app() -> object:

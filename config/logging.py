@@ -13,7 +13,7 @@ import json
 import logging
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -226,6 +226,20 @@ def _install_on(logger: logging.Logger, redactor: RedactingFilter) -> None:
     for old in [f for f in logger.filters if isinstance(f, RedactingFilter)]:
         logger.removeFilter(old)
     logger.addFilter(redactor)
+
+
+def connect_celery_logging(settings_factory: Callable[[], Settings] | None = None) -> None:
+    """Make every Celery process (``celery -A worker.app worker|beat`` included) log through
+    :func:`configure_logging` instead of Celery's own handlers. Call it where the Celery app
+    is defined; connecting twice is harmless."""
+    from celery import signals
+
+    def setup(**_: object) -> None:
+        from config.settings import get_settings
+
+        configure_logging((settings_factory or get_settings)())
+
+    signals.setup_logging.connect(setup, weak=False, dispatch_uid="reportcycle.logging")
 
 
 def uvicorn_log_config(settings: Settings) -> dict[str, Any]:

@@ -145,3 +145,31 @@ def test_uvicorn_access_log_of_a_real_request_hides_the_token(
     assert access, text
     assert "GET /r/***?token=*** HTTP/1.1" in access[0]["message"]
     assert TOKEN not in text
+
+
+def test_celery_processes_log_through_configure_logging(
+    tmp_path: Path, restore_logging: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from celery import signals
+
+    from config.logging import connect_celery_logging
+
+    out = io.StringIO()
+    settings = Settings(data_dir=tmp_path, log_json=True)
+    monkeypatch.setattr("sys.stderr", out)
+    connect_celery_logging(lambda: settings)
+    connect_celery_logging(lambda: settings)  # twice: still one receiver
+    try:
+        # What a Celery worker or beat does at start instead of installing its own handlers.
+        signals.setup_logging.send(
+            sender=None, loglevel=logging.INFO, logfile=None, format="", colorize=False
+        )
+        logging.getLogger("celery.app.trace").info(
+            "Task %s[%s] raised: %r", "reportcycle.send_notification", "id-1", APPRISE_URL
+        )
+    finally:
+        signals.setup_logging.disconnect(dispatch_uid="reportcycle.logging")
+    (line,) = out.getvalue().splitlines()
+    entry = json.loads(line)
+    assert entry["logger"] == "celery.app.trace"
+    assert PASSWORD not in line

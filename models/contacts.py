@@ -131,7 +131,7 @@ def add_contact(
     url = check_notify_url(notify_url) if notify_url else None
     existing = _existing(session, agency, address)
     if existing is not None:
-        raise ContactError(f"{address} is already a contact of {agency.acronym}")
+        raise ContactError(f"{existing.email} is already a contact of {agency.acronym}")
     contact = Contact(
         agency_id=_id(agency),
         email=address,

@@ -41,7 +41,7 @@ def outbox(env: dict[str, str]) -> list[EmailMessage]:
     directory = Path(env["REPORTCYCLE_DATA_DIR"]) / "outbox"
     files = sorted(directory.glob("*.eml")) if directory.exists() else []
     return [
-        email.message_from_bytes(f.read_bytes(), policy=email.policy.default)  # type: ignore[misc]
+        email.message_from_bytes(f.read_bytes(), policy=email.policy.default)
         for f in files
     ]
 
@@ -49,7 +49,7 @@ def outbox(env: dict[str, str]) -> list[EmailMessage]:
 def body(message: EmailMessage) -> str:
     part = message.get_body(preferencelist=("plain",))
     assert part is not None
-    return str(part.get_content())  # type: ignore[attr-defined]
+    return str(part.get_content())
 
 
 def count(env: dict[str, str], table: str) -> int:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -227,3 +228,21 @@ def test_worker_and_beat_wrappers_run_the_sweep_on_schedule(
     assert (tmp_path / "data" / "celerybeat-schedule").exists() or list(
         (tmp_path / "data").glob("celerybeat-schedule*")
     )
+
+
+def test_serve_stops_everything_when_a_part_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REPORTCYCLE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("REPORTCYCLE_DATABASE_URL", f"sqlite:///{tmp_path / 'rc.db'}")
+    monkeypatch.delenv("REPORTCYCLE_BROKER_URL", raising=False)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with running("serve", "--port", str(port), "--concurrency", "1") as server:
+            server.wait_for(r"error: web exited with code \d+; stopping")
+            family = server.descendants()
+            assert server.process.wait(STOP_WAIT) == 1, server.output
+            assert not alive(family), f"left behind: {alive(family)}"
+    assert "address already in use" in server.output.lower()

@@ -40,7 +40,17 @@ from models.tokens import issue_token
 from templates import environment
 
 DELIVERY_FAILED = "delivery_failed"
-KINDS = (UPDATE_REQUEST, "reminder", "escalation", "slipped", LINK_REISSUED, DELIVERY_FAILED)
+# The review's kinds (their view: models.publishing.message_view).
+REVIEW_KINDS = ("changes_requested", "published")
+KINDS = (
+    UPDATE_REQUEST,
+    "reminder",
+    "escalation",
+    "slipped",
+    LINK_REISSUED,
+    DELIVERY_FAILED,
+    *REVIEW_KINDS,
+)
 KIND_LABELS = {
     UPDATE_REQUEST: "update request",
     "reminder": "reminder",
@@ -48,6 +58,8 @@ KIND_LABELS = {
     "slipped": "slipped milestones notice",
     LINK_REISSUED: "new link",
     DELIVERY_FAILED: "delivery failure notice",
+    "changes_requested": "request for changes",
+    "published": "publication notice",
 }
 _STATE_LABELS = {
     RequestState.PENDING: "not sent yet",
@@ -217,6 +229,10 @@ class _View:
                 "days": int(deadline_days),
                 "when": days_until(cycle.deadline, self.today),
             }
+        if self.n.kind in REVIEW_KINDS:
+            from models.publishing import message_view
+
+            view.update(message_view(session, self.n, request, self.base))
         if self.n.kind == DELIVERY_FAILED:
             view["failure"] = {
                 "kind": KIND_LABELS.get(str(context.get("failed_kind")), "message"),

@@ -1,0 +1,635 @@
+"""Review decisions on a cycle: asking an agency for changes, approving a version, publishing
+it, the audit export, and compiling cycles when they are due.
+
+- A version is never edited. Once published it is frozen: a flush that changes anything of a
+  published version, or deletes it, raises ``VersionFrozen``; the one change allowed is its
+  state becoming ``superseded`` when a newer version of the same report is published. Its
+  stored checksum is checked against its content before publishing and on ``verify_version``.
+- Publishing closes the cycle (``closed_at = now``, state published) and revokes every live
+  link of the cycle at once. The form's grace period (``resolve_token``) is for a cycle that
+  closed without publishing; after publication the answers are final and the report is public
+  (``/reports/{plan}/{year}``), so there is nothing left for a link to open.
+- Every state change is an audit event; ``export_audit`` writes a cycle's log as CSV.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.orm import Session as OrmSession
+from sqlmodel import Session, col, select
+
+from models import audit, drafts
+from models.document import ReportDocument
+from models.notifications import Claim, claim_ids, coordinator_recipients, recipients
+from models.render import Format, render
+from models.tables import (
+    AccessToken,
+    Agency,
+    AuditEvent,
+    Contact,
+    Cycle,
+    CycleState,
+    Notification,
+    Plan,
+    ReportVersion,
+    RequestState,
+    UpdateRequest,
+    VersionState,
+)
+from templates import render as render_template
+
+CHANGES_REQUESTED = "changes_requested"
+PUBLISHED = "published"
+REVIEW_KINDS = (CHANGES_REQUESTED, PUBLISHED)
+MAX_COMMENT = 5000
+REPORT_TIMEZONE = "Pacific/Auckland"
+
+
+class ReviewError(ValueError):
+    """A review step that cannot be done now; the message says why and what to do."""
+
+
+class VersionFrozen(ReviewError):
+    """An attempt to change a published report version."""
+
+
+# --- published versions are immutable ------------------------------------------------------
+
+_FROZEN_FIELDS = (
+    "annual_report_id",
+    "number",
+    "content",
+    "checksum",
+    "created_at",
+    "created_by",
+    "approved_at",
+    "approved_by",
+    "published_at",
+    "published_by",
+)
+
+
+def _stored(session: OrmSession, version: ReportVersion) -> tuple[VersionState, bool] | None:
+    """The version's state and whether it was published, as the database holds them (an
+    attribute set on an expired object has no history to tell)."""
+    if version.id is None:
+        return None
+    row = (
+        session.connection()
+        .execute(
+            sa.select(col(ReportVersion.state), col(ReportVersion.published_at)).where(
+                col(ReportVersion.id) == version.id
+            )
+        )
+        .first()
+    )
+    if row is None:
+        return None
+    return VersionState(row[0]), row[1] is not None
+
+
+@event.listens_for(OrmSession, "before_flush")
+def _refuse_changes_to_published(session: OrmSession, _context: Any, _instances: Any) -> None:
+    for obj in session.deleted:
+        if not isinstance(obj, ReportVersion):
+            continue
+        stored = _stored(session, obj)
+        if stored is not None and stored[1]:
+            raise VersionFrozen(
+                f"report version {obj.number} is published and cannot be deleted; "
+                "publish a new version to supersede it"
+            )
+    for obj in session.dirty:
+        if not isinstance(obj, ReportVersion) or not session.is_modified(obj):
+            continue
+        stored = _stored(session, obj)
+        if stored is None or not stored[1]:
+            continue
+        before, _published = stored
+        changed = [name for name in _FROZEN_FIELDS if sa.inspect(obj).attrs[name].history.added]
+        allowed = before is VersionState.PUBLISHED and obj.state is VersionState.SUPERSEDED
+        if changed or (obj.state is not before and not allowed):
+            raise VersionFrozen(
+                f"report version {obj.number} is published and cannot be changed; "
+                "publish a new version to supersede it"
+            )
+
+
+def verify_version(version: ReportVersion) -> ReportDocument:
+    """The version's document, after checking its content against its checksum."""
+    doc = ReportDocument.model_validate(version.content)
+    if doc.checksum() != version.checksum:
+        raise ReviewError(
+            f"report version {version.number} does not match its checksum: its stored content "
+            "was changed outside reportcycle"
+        )
+    return doc
+
+
+# --- requests for changes ----------------------------------------------------------------------
+
+
+def request_changes(
+    session: Session, request: UpdateRequest, comment: str, now: datetime, actor: str
+) -> list[int]:
+    """Reopen an agency's answer with the coordinator's comment (shown at the top of its
+    form) and claim a ``changes_requested`` message per contact. Returns the notification
+    ids (sent by delivery)."""
+    comment = comment.strip()
+    if not comment:
+        raise ReviewError("say what should change: the comment is empty")
+    if len(comment) > MAX_COMMENT:
+        raise ReviewError(f"the comment is longer than {MAX_COMMENT} characters")
+    cycle = session.get(Cycle, request.cycle_id)
+    assert cycle is not None and cycle.id is not None and request.id is not None
+    if cycle.state is not CycleState.OPEN:
+        raise ReviewError(
+            f"the {cycle.year} cycle is {cycle.state.value}: answers can no longer change"
+        )
+    previous = session.exec(
+        select(sa.func.count())
+        .select_from(AuditEvent)
+        .where(
+            AuditEvent.action == "request.changes_requested",
+            AuditEvent.subject == f"update_request:{request.id}",
+        )
+    ).one()
+    round_number = int(previous) + 1
+    request.state = RequestState.CHANGES_REQUESTED
+    request.change_comment = comment
+    session.add(request)
+    claims = [
+        Claim(
+            kind=CHANGES_REQUESTED,
+            key=f"{CHANGES_REQUESTED}:r{request.id}:n{round_number}:c{contact.id}:{channel}",
+            contact=contact,
+            channel=channel,
+            context={
+                "cycle_id": cycle.id,
+                "update_request_id": request.id,
+                "agency_id": request.agency_id,
+            },
+            cycle_id=cycle.id,
+            agency_id=request.agency_id,
+        )
+        for contact, channel in recipients(session, request.agency_id)
+    ]
+    ids = claim_ids(session, claims, now)
+    audit.record(
+        session,
+        actor=actor,
+        action="request.changes_requested",
+        at=now,
+        cycle_id=cycle.id,
+        agency_id=request.agency_id,
+        subject=f"update_request:{request.id}",
+        detail={"comment": comment, "round": round_number, "messages": len(ids)},
+    )
+    session.flush()
+    return ids
+
+
+# --- approval -------------------------------------------------------------------------------
+
+
+def approve(
+    session: Session, cycle: Cycle, version: ReportVersion, now: datetime, actor: str
+) -> ReportVersion:
+    """Approve the latest draft version: records who and when, makes the submitted answers
+    final (requests approved, the cycle approved)."""
+    assert cycle.id is not None
+    latest = drafts.latest_version(session, cycle)
+    if latest is None or latest.id != version.id:
+        raise ReviewError(
+            f"version {version.number} is not the latest version of the {cycle.year} report"
+            + (f" (version {latest.number} is)" if latest else "")
+            + ": review and approve the latest"
+        )
+    if version.state is not VersionState.DRAFT:
+        raise ReviewError(f"version {version.number} is already {version.state.value}")
+    verify_version(version)
+    for earlier in drafts.versions(session, cycle):
+        if earlier.id != version.id and earlier.state is VersionState.APPROVED:
+            earlier.state = VersionState.SUPERSEDED
+            session.add(earlier)
+    version.state = VersionState.APPROVED
+    version.approved_at = now
+    version.approved_by = actor
+    session.add(version)
+    approved_requests = session.exec(
+        sa.update(UpdateRequest)
+        .where(
+            col(UpdateRequest.cycle_id) == cycle.id,
+            col(UpdateRequest.state) == RequestState.SUBMITTED,
+        )
+        .values(state=RequestState.APPROVED)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if cycle.state is CycleState.OPEN:
+        cycle.state = CycleState.APPROVED
+        session.add(cycle)
+    audit.record(
+        session,
+        actor=actor,
+        action="report.approved",
+        at=now,
+        cycle_id=cycle.id,
+        subject=f"report_version:{version.id}",
+        detail={
+            "version": version.number,
+            "checksum": version.checksum,
+            "requests_approved": int(approved_requests or 0),
+        },
+    )
+    session.flush()
+    session.expire_all()
+    return version
+
+
+# --- publication ---------------------------------------------------------------------------------
+
+
+PUBLISHED_FORMATS = (Format.HTML, Format.DOCX, Format.TXT, Format.MD, Format.CSV)
+
+
+@dataclass(frozen=True)
+class PublishedFile:
+    name: str
+    format: str
+    size: int
+    sha256: str
+
+
+@dataclass
+class Published:
+    version: ReportVersion
+    directory: Path
+    files: list[PublishedFile] = field(default_factory=list)
+    notification_ids: list[int] = field(default_factory=list)
+    links_revoked: int = 0
+
+
+def file_stem(plan: Plan, year: int, number: int) -> str:
+    return f"{plan.slug}-{year}-v{number}"
+
+
+def publish(
+    session: Session,
+    cycle: Cycle,
+    version: ReportVersion,
+    now: datetime,
+    actor: str,
+    out_dir: Path,
+    *,
+    base_url: str | None = None,
+) -> Published:
+    """Freeze the approved ``version``, write its files and a static page to ``out_dir``,
+    close the cycle, end its links, and claim ``published`` messages for the agencies and the
+    coordinators (sent by delivery)."""
+    assert cycle.id is not None and version.id is not None
+    if version.state is not VersionState.APPROVED:
+        raise ReviewError(
+            f"version {version.number} is {version.state.value}: only an approved version "
+            "can be published (approve it first)"
+        )
+    plan = session.get(Plan, cycle.plan_id)
+    assert plan is not None
+    doc = verify_version(version)
+    files = write_published_files(
+        plan, cycle.year, version, doc, out_dir, now=now, actor=actor, base_url=base_url
+    )
+    for earlier in drafts.versions(session, cycle):
+        if earlier.id != version.id and earlier.state is VersionState.PUBLISHED:
+            earlier.state = VersionState.SUPERSEDED
+            session.add(earlier)
+    version.state = VersionState.PUBLISHED
+    version.published_at = now
+    version.published_by = actor
+    session.add(version)
+    cycle.state = CycleState.PUBLISHED
+    if cycle.closed_at is None:
+        cycle.closed_at = now
+    session.add(cycle)
+    request_ids = select(UpdateRequest.id).where(UpdateRequest.cycle_id == cycle.id)
+    revoked = session.exec(
+        sa.update(AccessToken)
+        .where(
+            col(AccessToken.update_request_id).in_(request_ids),
+            col(AccessToken.revoked_at).is_(None),
+        )
+        .values(revoked_at=now)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    ids = claim_ids(session, _published_claims(session, cycle, version), now)
+    audit.record(
+        session,
+        actor=actor,
+        action="report.published",
+        at=now,
+        cycle_id=cycle.id,
+        subject=f"report_version:{version.id}",
+        detail={
+            "version": version.number,
+            "checksum": version.checksum,
+            "files": [{"name": f.name, "sha256": f.sha256} for f in files],
+            "links_revoked": int(revoked or 0),
+            "messages": len(ids),
+        },
+    )
+    session.flush()
+    return Published(version, out_dir, files, ids, int(revoked or 0))
+
+
+def _published_claims(session: Session, cycle: Cycle, version: ReportVersion) -> list[Claim]:
+    agency_ids = session.exec(
+        select(UpdateRequest.agency_id)
+        .where(UpdateRequest.cycle_id == cycle.id)
+        .order_by(col(UpdateRequest.agency_id))
+    ).all()
+    claims: list[Claim] = []
+    seen: set[tuple[int | None, str]] = set()
+
+    def add(contact: Contact, channel: str, audience: str, agency_id: int | None) -> None:
+        if (contact.id, channel) in seen:
+            return
+        seen.add((contact.id, channel))
+        claims.append(
+            Claim(
+                kind=PUBLISHED,
+                key=f"{PUBLISHED}:v{version.id}:c{contact.id}:{channel}",
+                contact=contact,
+                channel=channel,
+                context={
+                    "audience": audience,
+                    "cycle_id": cycle.id,
+                    "version_id": version.id,
+                    **({"agency_id": agency_id} if agency_id else {}),
+                },
+                cycle_id=cycle.id,
+                agency_id=agency_id,
+            )
+        )
+
+    for agency_id in agency_ids:
+        for contact, channel in recipients(session, agency_id):
+            add(contact, channel, "agency", agency_id)
+    for contact, channel in coordinator_recipients(session):
+        add(contact, channel, "coordinator", None)
+    return claims
+
+
+def write_published_files(
+    plan: Plan,
+    year: int,
+    version: ReportVersion,
+    doc: ReportDocument,
+    out_dir: Path,
+    *,
+    now: datetime,
+    actor: str,
+    base_url: str | None = None,
+) -> list[PublishedFile]:
+    """The report in every format, ``index.html`` (a static page of the published report
+    with its downloads) and ``SHA256SUMS``, each written atomically."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = file_stem(plan, year, version.number)
+    files: list[PublishedFile] = []
+    for fmt in PUBLISHED_FORMATS:
+        data = render(doc, fmt)
+        name = f"{stem}.{fmt.value}"
+        _write_atomically(out_dir / name, data)
+        files.append(PublishedFile(name, fmt.value, len(data), hashlib.sha256(data).hexdigest()))
+    page = published_page(
+        doc,
+        version,
+        files,
+        published_at=now,
+        published_by=actor,
+        base_url=base_url,
+    ).encode("utf-8")
+    _write_atomically(out_dir / "index.html", page)
+    files.append(PublishedFile("index.html", "page", len(page), hashlib.sha256(page).hexdigest()))
+    sums = "".join(f"{f.sha256}  {f.name}\n" for f in files).encode("ascii")
+    _write_atomically(out_dir / "SHA256SUMS", sums)
+    return files
+
+
+def published_page(
+    doc: ReportDocument,
+    version: ReportVersion,
+    files: Sequence[PublishedFile],
+    *,
+    published_at: datetime,
+    published_by: str,
+    base_url: str | None = None,
+    download_prefix: str = "",
+) -> str:
+    """The static HTML page of a published report: the report, its version, checksum and
+    downloads. No script, no external resource."""
+    from models.render import template_context
+
+    return render_template(
+        "dashboard/published.html",
+        **template_context(doc),
+        version=version,
+        files=list(files),
+        published_on=published_at.astimezone(ZoneInfo(REPORT_TIMEZONE)).date(),
+        download_prefix=download_prefix,
+    )
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+# --- the published report, by plan and year ------------------------------------------------
+
+
+def published_version(session: Session, plan: Plan, year: int) -> ReportVersion | None:
+    """The current published version of a year's report (not superseded), if any."""
+    from models.tables import AnnualReport
+
+    return session.exec(
+        select(ReportVersion)
+        .join(AnnualReport, col(AnnualReport.id) == ReportVersion.annual_report_id)
+        .where(
+            AnnualReport.plan_id == plan.id,
+            AnnualReport.year == year,
+            ReportVersion.state == VersionState.PUBLISHED,
+        )
+        .order_by(col(ReportVersion.number).desc())
+        .limit(1)
+    ).first()
+
+
+# --- audit log -----------------------------------------------------------------------------------
+
+AUDIT_COLUMNS = ("at", "actor", "action", "agency", "subject", "detail")
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def audit_events(session: Session, cycle: Cycle, *, limit: int | None = None) -> list[AuditEvent]:
+    query = select(AuditEvent).where(AuditEvent.cycle_id == cycle.id).order_by(col(AuditEvent.id))
+    if limit is not None:
+        query = (
+            select(AuditEvent)
+            .where(AuditEvent.cycle_id == cycle.id)
+            .order_by(col(AuditEvent.id).desc())
+            .limit(limit)
+        )
+        return list(reversed(session.exec(query).all()))
+    return list(session.exec(query))
+
+
+def _cell(value: str) -> str:
+    # A spreadsheet runs a cell starting with these as a formula; people typed these texts.
+    return f"'{value}" if value.startswith(_FORMULA_START) else value
+
+
+def export_audit(session: Session, cycle: Cycle) -> str:
+    """The cycle's audit log as CSV (oldest first), ready for a spreadsheet."""
+    acronyms = {a.id: a.acronym for a in session.exec(select(Agency))}
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(AUDIT_COLUMNS)
+    for row in audit_events(session, cycle):
+        writer.writerow(
+            [
+                row.at.isoformat(),
+                _cell(row.actor),
+                row.action,
+                acronyms.get(row.agency_id, "") if row.agency_id else "",
+                _cell(row.subject or ""),
+                _cell(json.dumps(row.detail, ensure_ascii=False, sort_keys=True))
+                if row.detail
+                else "",
+            ]
+        )
+    return out.getvalue()
+
+
+# --- compiling when due -----------------------------------------------------------------------
+
+COMPILE_ACTOR = "schedule"
+
+
+@dataclass(frozen=True)
+class DueCompile:
+    cycle_id: int
+    year: int
+    trigger: str
+    version: int
+    created: bool
+
+
+def compile_due_cycles(
+    session: Session, now: datetime, *, timezone: str = REPORT_TIMEZONE
+) -> list[DueCompile]:
+    """Compile every open cycle whose deadline has passed (once), or whose requests are all
+    submitted (once per set of submitted revisions, so a re-submission after a request for
+    changes compiles again). In a constant number of queries before the compiles."""
+    today = now.astimezone(ZoneInfo(timezone)).date()
+    cycles = session.exec(
+        select(Cycle).where(Cycle.state == CycleState.OPEN).order_by(col(Cycle.id))
+    ).all()
+    if not cycles:
+        return []
+    ids = [c.id for c in cycles]
+    requests: dict[int, list[UpdateRequest]] = {}
+    for request in session.exec(select(UpdateRequest).where(col(UpdateRequest.cycle_id).in_(ids))):
+        requests.setdefault(request.cycle_id, []).append(request)
+    done: set[tuple[int | None, str]] = set()
+    for compiled in session.exec(
+        select(AuditEvent).where(
+            col(AuditEvent.cycle_id).in_(ids), AuditEvent.action == drafts.COMPILED
+        )
+    ):
+        for trigger in compiled.detail.get("triggers", []):
+            done.add((compiled.cycle_id, str(trigger)))
+    results: list[DueCompile] = []
+    for cycle in cycles:
+        assert cycle.id is not None
+        triggers: list[str] = []
+        if today > cycle.deadline:
+            triggers.append("deadline")
+        mine = requests.get(cycle.id, [])
+        if mine and all(r.state is RequestState.SUBMITTED for r in mine):
+            marks = ",".join(f"{r.id}:{r.revision_number}" for r in sorted(mine, key=_by_id))
+            triggers.append("all_submitted:" + hashlib.sha256(marks.encode()).hexdigest()[:16])
+        pending = [t for t in triggers if (cycle.id, t) not in done]
+        if not pending:
+            continue
+        result = drafts.compile_cycle_result(session, cycle, now, COMPILE_ACTOR, triggers=pending)
+        results.extend(
+            DueCompile(cycle.id, cycle.year, trigger, result.version.number, result.created)
+            for trigger in pending
+        )
+    session.flush()
+    return results
+
+
+def _by_id(request: UpdateRequest) -> int:
+    return request.id or 0
+
+
+# --- the view of review messages --------------------------------------------------------------
+
+
+def message_view(
+    session: Session,
+    notification: Notification,
+    request: UpdateRequest | None,
+    base_url: str,
+) -> dict[str, Any]:
+    """Extra template context for the ``changes_requested`` and ``published`` messages."""
+    context = notification.context or {}
+    view: dict[str, Any] = {"comment": None, "report": None}
+    if notification.kind == CHANGES_REQUESTED and request is not None:
+        view["comment"] = request.change_comment or ""
+    if notification.kind == PUBLISHED:
+        version = session.get(ReportVersion, context.get("version_id"))
+        cycle = session.get(Cycle, context.get("cycle_id"))
+        plan = session.get(Plan, cycle.plan_id) if cycle else None
+        if version is not None and cycle is not None and plan is not None:
+            view["report"] = {
+                "year": cycle.year,
+                "version": version.number,
+                "checksum": version.checksum,
+                "url": f"{base_url.rstrip('/')}/reports/{plan.slug}/{cycle.year}",
+            }
+    return view
+
+
+def agencies_by_id(session: Session, ids: Iterable[int]) -> dict[int, Agency]:
+    wanted = list(ids)
+    if not wanted:
+        return {}
+    return {
+        a.id: a
+        for a in session.exec(select(Agency).where(col(Agency.id).in_(wanted)))
+        if a.id is not None
+    }

@@ -1,0 +1,323 @@
+"""Requests for changes, approval, publication, the audit export and scheduled compiles, on
+the real databases (both backends)."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from models import drafts, publishing
+from models.document import ReportDocument
+from models.messages import render_message
+from models.submissions import load_request_view
+from models.tables import (
+    AccessToken,
+    AuditEvent,
+    CycleState,
+    Notification,
+    ReportVersion,
+    RequestState,
+    VersionState,
+)
+from models.tokens import issue_token, resolve_token
+from tests.review_helpers import (
+    ANSWERED,
+    COORDINATOR,
+    DEADLINE,
+    Cycle2022,
+    complete_answer,
+    objective_ids,
+    open_2022,
+    submit,
+)
+
+LATER = ANSWERED + timedelta(days=3)
+BASE = "https://reports.example.govt.nz"
+
+
+@pytest.fixture
+def c(session: Session, report_2021_text: str) -> Cycle2022:
+    return open_2022(session, report_2021_text)
+
+
+def answer_mbie(session: Session, c: Cycle2022, text: str = "Guidance published.") -> None:
+    first = objective_ids(session, c.requests["MBIE"])[0]
+    submit(
+        session,
+        c.requests["MBIE"],
+        complete_answer(session, c.requests["MBIE"], achievements=[(first, text)]),
+        author="kahu@mbie.govt.nz",
+    )
+
+
+def test_request_changes_reopens_the_answer_with_the_comment_and_tells_each_contact(
+    session: Session, c: Cycle2022
+) -> None:
+    answer_mbie(session, c)
+    request = c.requests["MBIE"]
+    assert request.state is RequestState.SUBMITTED
+
+    ids = publishing.request_changes(
+        session, request, "Please add a link to the guidance.", LATER, COORDINATOR
+    )
+
+    session.refresh(request)
+    assert request.state.value == "changes_requested"
+    assert request.change_comment == "Please add a link to the guidance."
+    view = load_request_view(session, request.id or 0)
+    assert view.editable and view.change_comment == "Please add a link to the guidance."
+    rows = session.exec(select(Notification).where(col(Notification.id).in_(ids))).all()
+    assert [(n.kind, n.recipient) for n in rows] == [("changes_requested", "contact@mbie.govt.nz")]
+    message = render_message(session, rows[0], LATER, base_url=BASE, timezone="Pacific/Auckland")
+    assert "Please add a link to the guidance." in message.text
+    assert "Please add a link to the guidance." in message.html
+    assert f"{BASE}/r/" in message.text, "the message carries the agency's link"
+    assert "MBIE" in message.subject
+    event = session.exec(
+        select(AuditEvent).where(AuditEvent.action == "request.changes_requested")
+    ).one()
+    assert (event.actor, event.detail["comment"]) == (COORDINATOR, request.change_comment)
+
+    # A second request for changes is a new round: a new message, none re-claimed.
+    again = publishing.request_changes(session, request, "And the date.", LATER, COORDINATOR)
+    assert again and not set(again) & set(ids)
+
+
+def test_a_comment_is_required_and_escaped_in_the_html_mail(session: Session, c: Cycle2022) -> None:
+    with pytest.raises(publishing.ReviewError, match="comment is empty"):
+        publishing.request_changes(session, c.requests["MBIE"], "  ", LATER, COORDINATOR)
+    ids = publishing.request_changes(
+        session, c.requests["MBIE"], "<script>alert(1)</script> & more", LATER, COORDINATOR
+    )
+    row = session.get(Notification, ids[0])
+    assert row is not None
+    message = render_message(session, row, LATER, base_url=BASE, timezone="Pacific/Auckland")
+    assert "<script>" not in message.html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; more" in message.html
+
+
+def test_approve_records_who_and_when_and_makes_the_answers_final(
+    session: Session, c: Cycle2022
+) -> None:
+    answer_mbie(session, c)
+    first = drafts.compile_cycle(session, c.cycle, LATER, COORDINATOR)
+    answer_nzp = complete_answer(session, c.requests["NZP"])
+    submit(session, c.requests["NZP"], answer_nzp, author="sam@police.govt.nz")
+    latest = drafts.compile_cycle(session, c.cycle, LATER, COORDINATOR)
+    assert latest.number == 2
+
+    with pytest.raises(publishing.ReviewError, match="not the latest version"):
+        publishing.approve(session, c.cycle, first, LATER, COORDINATOR)
+    approved = publishing.approve(session, c.cycle, latest, LATER, "ana@mbie.govt.nz")
+
+    assert (approved.state, approved.approved_by, approved.approved_at) == (
+        VersionState.APPROVED,
+        "ana@mbie.govt.nz",
+        LATER,
+    )
+    session.refresh(c.cycle)
+    assert c.cycle.state is CycleState.APPROVED
+    for acronym in ("MBIE", "NZP"):
+        session.refresh(c.requests[acronym])
+        assert c.requests[acronym].state is RequestState.APPROVED
+        assert not load_request_view(session, c.requests[acronym].id or 0).editable
+    with pytest.raises(publishing.ReviewError, match="already approved"):
+        publishing.approve(session, c.cycle, approved, LATER, COORDINATOR)
+    with pytest.raises(publishing.ReviewError, match="can no longer change"):
+        publishing.request_changes(session, c.requests["MBIE"], "More.", LATER, COORDINATOR)
+    assert session.exec(select(AuditEvent).where(AuditEvent.action == "report.approved")).one()
+
+
+def test_publish_freezes_the_version_writes_the_files_closes_the_cycle_and_notifies(
+    session: Session, c: Cycle2022, tmp_path: Path
+) -> None:
+    answer_mbie(session, c, "Hotline launched – ka pai <b>.")
+    request = c.requests["MBIE"]
+    token = issue_token(session, request, LATER)
+    version = drafts.compile_cycle(session, c.cycle, LATER, COORDINATOR)
+    with pytest.raises(publishing.ReviewError, match="only an approved version"):
+        publishing.publish(session, c.cycle, version, LATER, COORDINATOR, tmp_path)
+    publishing.approve(session, c.cycle, version, LATER, COORDINATOR)
+    out = tmp_path / "site"
+
+    result = publishing.publish(
+        session, c.cycle, version, LATER + timedelta(hours=1), COORDINATOR, out
+    )
+
+    assert version.state is VersionState.PUBLISHED
+    assert version.published_by == COORDINATOR
+    stem = f"{c.plan.slug}-2022-v1"
+    names = sorted(p.name for p in out.iterdir())
+    assert names == sorted(
+        [f"{stem}.{ext}" for ext in ("html", "docx", "txt", "md", "csv")]
+        + ["index.html", "SHA256SUMS"]
+    )
+    for line in (out / "SHA256SUMS").read_text().splitlines():
+        digest, name = line.split("  ")
+        assert hashlib.sha256((out / name).read_bytes()).hexdigest() == digest
+    page = (out / "index.html").read_text()
+    assert "Hotline launched – ka pai &lt;b&gt;." in page
+    assert version.checksum in page and "<script" not in page
+    assert "Hotline launched – ka pai <b>." in (out / f"{stem}.txt").read_text()
+    assert (out / f"{stem}.docx").read_bytes()[:2] == b"PK"
+
+    session.refresh(c.cycle)
+    assert c.cycle.state is CycleState.PUBLISHED
+    assert c.cycle.closed_at == LATER + timedelta(hours=1)
+    assert resolve_token(session, token, LATER + timedelta(hours=2), timedelta(days=14)) is None
+    assert result.links_revoked >= 1
+    live = session.exec(
+        select(AccessToken).where(
+            AccessToken.update_request_id == request.id, col(AccessToken.revoked_at).is_(None)
+        )
+    ).all()
+    assert live == []
+
+    rows = session.exec(
+        select(Notification).where(col(Notification.id).in_(result.notification_ids))
+    ).all()
+    recipients = sorted(n.recipient for n in rows)
+    assert COORDINATOR in recipients and "contact@mbie.govt.nz" in recipients
+    assert all(n.kind == "published" for n in rows)
+    agency_mail = next(n for n in rows if n.recipient == "contact@mbie.govt.nz")
+    message = render_message(
+        session, agency_mail, LATER + timedelta(hours=1), base_url=BASE, timezone="Pacific/Auckland"
+    )
+    assert f"{BASE}/reports/{c.plan.slug}/2022" in message.text
+    assert "/r/" not in message.text, "the form is closed: no link to it"
+    assert version.checksum in message.text
+    coordinator_mail = next(n for n in rows if n.recipient == COORDINATOR)
+    assert render_message(
+        session, coordinator_mail, LATER, base_url=BASE, timezone="Pacific/Auckland"
+    ).subject == ("The 2022 annual implementation report has been published")
+    event = session.exec(select(AuditEvent).where(AuditEvent.action == "report.published")).one()
+    assert event.detail["checksum"] == version.checksum
+
+
+def test_a_published_version_cannot_be_changed_only_superseded(
+    session: Session, c: Cycle2022, tmp_path: Path
+) -> None:
+    answer_mbie(session, c)
+    version = drafts.compile_cycle(session, c.cycle, LATER, COORDINATOR)
+    publishing.approve(session, c.cycle, version, LATER, COORDINATOR)
+    publishing.publish(session, c.cycle, version, LATER, COORDINATOR, tmp_path / "v1")
+    session.commit()
+
+    doc = ReportDocument.model_validate(version.content)
+    doc.title = "Something else"
+    version.content = doc.model_dump(mode="json")
+    with pytest.raises(publishing.VersionFrozen, match="cannot be changed"):
+        session.flush()
+    session.rollback()
+
+    version.state = VersionState.DRAFT
+    with pytest.raises(publishing.VersionFrozen):
+        session.flush()
+    session.rollback()
+
+    session.delete(version)
+    with pytest.raises(publishing.VersionFrozen, match="cannot be deleted"):
+        session.flush()
+    session.rollback()
+
+    # A correction is a new version: edited, approved and published, it supersedes.
+    entry = drafts.version_document(version).objectives()[0].achievements[0].entry_id
+    assert entry is not None
+    correction = drafts.edit_entry(session, c.cycle, entry, "Corrected text.", LATER, COORDINATOR)
+    assert correction.number == 2 and correction.state is VersionState.DRAFT
+    publishing.approve(session, c.cycle, correction, LATER, COORDINATOR)
+    publishing.publish(session, c.cycle, correction, LATER, COORDINATOR, tmp_path / "v2")
+    session.refresh(version)
+    assert version.state is VersionState.SUPERSEDED
+    assert publishing.published_version(session, c.plan, 2022) == correction
+    # Its content is still what was published.
+    assert publishing.verify_version(version).checksum() == version.checksum
+
+
+def test_a_version_whose_content_was_tampered_with_is_not_published(
+    session: Session, c: Cycle2022, tmp_path: Path
+) -> None:
+    version = drafts.compile_cycle(session, c.cycle, LATER, COORDINATOR)
+    publishing.approve(session, c.cycle, version, LATER, COORDINATOR)
+    session.flush()
+    doc = ReportDocument.model_validate(version.content)
+    doc.title = "Tampered"
+    session.execute(
+        sa.update(ReportVersion)
+        .where(col(ReportVersion.id) == version.id)
+        .values(content=doc.model_dump(mode="json"))
+    )
+    session.expire_all()
+    tampered = session.get(ReportVersion, version.id)
+    assert tampered is not None
+    with pytest.raises(publishing.ReviewError, match="does not match its checksum"):
+        publishing.publish(session, c.cycle, tampered, LATER, COORDINATOR, tmp_path)
+    assert not any(tmp_path.iterdir())
+
+
+def test_the_audit_log_exports_every_state_change_as_csv(
+    session: Session, c: Cycle2022, tmp_path: Path
+) -> None:
+    answer_mbie(session, c, '=HYPERLINK("http://evil")')
+    publishing.request_changes(session, c.requests["MBIE"], "Please check.", LATER, COORDINATOR)
+    version = drafts.compile_cycle(session, c.cycle, LATER, COORDINATOR)
+    publishing.approve(session, c.cycle, version, LATER, COORDINATOR)
+    publishing.publish(session, c.cycle, version, LATER, COORDINATOR, tmp_path)
+
+    rows = list(csv.reader(io.StringIO(publishing.export_audit(session, c.cycle))))
+
+    assert tuple(rows[0]) == publishing.AUDIT_COLUMNS
+    actions = [row[2] for row in rows[1:]]
+    for action in (
+        "cycle.opened",
+        "request.submitted",
+        "request.changes_requested",
+        drafts.COMPILED,
+        "report.approved",
+        "report.published",
+    ):
+        assert action in actions
+    assert actions.index("cycle.opened") < actions.index("report.published")
+    changes = next(row for row in rows if row[2] == "request.changes_requested")
+    assert changes[3] == "MBIE" and "Please check." in changes[5]
+
+
+def test_compile_due_cycles_runs_once_per_trigger(session: Session, c: Cycle2022) -> None:
+    assert publishing.compile_due_cycles(session, LATER) == []
+
+    for acronym, request in c.requests.items():
+        submit(session, request, complete_answer(session, request), author=f"x@{acronym}.nz")
+    first = publishing.compile_due_cycles(session, LATER)
+    assert [(r.year, r.trigger.split(":")[0], r.version) for r in first] == [
+        (2022, "all_submitted", 1)
+    ]
+    assert publishing.compile_due_cycles(session, LATER + timedelta(hours=1)) == []
+
+    # A request for changes and a re-submission is a new trigger.
+    mbie = c.requests["MBIE"]
+    publishing.request_changes(session, mbie, "More detail, please.", LATER, COORDINATOR)
+    assert publishing.compile_due_cycles(session, LATER + timedelta(hours=2)) == []
+    first_objective = objective_ids(session, mbie)[0]
+    submit(
+        session,
+        mbie,
+        complete_answer(session, mbie, achievements=[(first_objective, "More detail.")]),
+    )
+    again = publishing.compile_due_cycles(session, LATER + timedelta(hours=3))
+    assert [(r.trigger.split(":")[0], r.version, r.created) for r in again] == [
+        ("all_submitted", 2, True)
+    ]
+
+    after_deadline = publishing.compile_due_cycles(
+        session, LATER.replace(year=2023, month=3, day=2)
+    )
+    assert [(r.trigger, r.created) for r in after_deadline] == [("deadline", False)]
+    assert publishing.compile_due_cycles(session, LATER.replace(year=2023, month=3, day=3)) == []
+    assert LATER.replace(year=2023, month=3, day=2).date() > DEADLINE

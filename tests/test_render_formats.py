@@ -7,7 +7,7 @@ import io
 import itertools
 import zipfile
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from html.parser import HTMLParser
 
 import docx
@@ -17,7 +17,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from markdown_it import MarkdownIt
 from markdown_it.common.utils import escapeHtml
+from sqlmodel import Session
 
+from models.compiler import build_document
 from models.document import (
     ActionLine,
     ActiveAgency,
@@ -29,6 +31,7 @@ from models.document import (
     ReportDocument,
     Revision,
 )
+from models.importer import import_report
 from models.render import Format, render
 from models.render_csv import COLUMNS
 from models.render_markup import http_url, md_escape
@@ -334,6 +337,7 @@ class Element:
     attrs: dict[str, str | None]
     text: str = ""
     classes: list[str] = field(default_factory=list)
+    parent: Element | None = None
 
 
 class PageParser(HTMLParser):
@@ -352,7 +356,8 @@ class PageParser(HTMLParser):
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         values = dict(attrs)
-        element = Element(tag, values, classes=(values.get("class") or "").split())
+        parent = self._open[-1] if self._open else None
+        element = Element(tag, values, classes=(values.get("class") or "").split(), parent=parent)
         self.elements.append(element)
         if tag not in self.VOID:
             self._open.append(element)
@@ -679,3 +684,104 @@ def test_every_format_renders_an_empty_report() -> None:
     assert squash(parsed.find("h1")[0].text) == "Empty"
     assert word(doc).paragraphs[0].text == "Empty"
     assert rows(doc)[1] == []
+
+
+# --- The real 2021 report, imported into the database and compiled back ----------------------
+
+IMPORTED_AT = datetime(2022, 1, 20, 9, 0, tzinfo=UTC)
+OBJECTIVES_2021 = 10
+MILESTONES_2021 = 32
+BALI = "Bali Process Disruption of People Smuggling and Trafficking Working Group compendium"
+
+
+@pytest.fixture
+def report_2021(session: Session, report_2021_text: str) -> ReportDocument:
+    summary = import_report(session, report_2021_text, IMPORTED_AT)
+    return build_document(session, summary.plan_id, 2021)
+
+
+def test_the_2021_report_in_markdown(report_2021: ReportDocument) -> None:
+    source = markdown(report_2021)
+    lines = source.splitlines()
+    assert lines[0] == "# Plan of action implementation reports"
+    assert [line for line in lines if line.startswith("## ")] == [
+        "## Prevention",
+        "## Protection",
+        "## Enforcement",
+    ]
+    assert len([line for line in lines if line.startswith("### ")]) == OBJECTIVES_2021
+    assert "- **N1\\*.** Recognise and include victim or survivor experiences and expertise." in (
+        lines
+    )
+    assert any(
+        line.startswith("- **26.** Action 26 has been incorporated into Action 9.")
+        for line in lines
+    )
+    assert any(line.startswith(f"- Quarter 1 2022 – {BALI}") for line in lines)
+    assert "published (Delayed from Quarter 3-4 2021)." in source
+    assert "Innovation &amp; Employment (MBIE)" in source
+    assert lines[-1] == "Last updated: 19 January 2022"
+    html = commonmark(source)
+    assert html.count("<h3>") == OBJECTIVES_2021
+    assert "<li>None identified at this stage.</li>" in html
+
+
+def test_the_2021_report_as_a_page(report_2021: ReportDocument) -> None:
+    html, parsed = page(report_2021)
+    assert len(parsed.find("h3")) == OBJECTIVES_2021
+    contents = [a for a in parsed.find("a") if str(a.attrs["href"]).startswith("#objective-")]
+    assert len(contents) == OBJECTIVES_2021
+    assert squash(parsed.find("nav")[0].text).startswith(
+        "Contents Prevention Undertake awareness raising and training"
+    )
+    numbers = [squash(span.text) for span in parsed.find("span", "number")]
+    assert len(numbers) == 29 and "N1*." in numbers and numbers[-1] == "28."
+    milestones = [
+        squash(li.text)
+        for li in parsed.find("li")
+        if li.parent is not None and "milestones" in li.parent.classes
+    ]
+    assert len(milestones) == MILESTONES_2021
+    assert (
+        f"Quarter 1 2022 – {BALI} of successful operations published "
+        "(Delayed from Quarter 3-4 2021)."
+    ) in milestones
+    assert "within Aotearoa." in html
+    assert squash(parsed.find("footer")[0].text) == "Last updated: 19 January 2022"
+
+
+def test_the_2021_report_in_word(report_2021: ReportDocument) -> None:
+    document = word(report_2021)
+    paragraphs = [(p.style.name if p.style else "", p.text) for p in document.paragraphs]
+    assert paragraphs[0] == ("Title", "Plan of action implementation reports")
+    assert [text for style, text in paragraphs if style == "Heading 1"] == [
+        "Prevention",
+        "Protection",
+        "Enforcement",
+    ]
+    assert len([1 for style, _ in paragraphs if style == "Heading 2"]) == OBJECTIVES_2021
+    texts = [text for _, text in paragraphs]
+    assert "N1*. Recognise and include victim or survivor experiences and expertise." in texts
+    bullets = [text for style, text in paragraphs if style == "List Bullet"]
+    assert any(
+        text.startswith(f"Quarter 1 2022 – {BALI}")
+        and text.endswith("(Delayed from Quarter 3-4 2021).")
+        for text in bullets
+    )
+    assert texts[-1] == "Last updated: 19 January 2022"
+
+
+def test_the_2021_report_as_csv(report_2021: ReportDocument) -> None:
+    _, table = rows(report_2021)
+    assert len(table) == MILESTONES_2021
+    assert {row["pillar"] for row in table} == {"Prevention", "Protection", "Enforcement"}
+    assert all(row["lead_agency"] for row in table)
+    (bali,) = [row for row in table if row["text"].startswith(BALI)]
+    assert bali["due"] == "Quarter 1 2022"
+    assert (bali["start"], bali["end"]) == ("2022-01-01", "2022-03-31")
+    assert bali["delayed_from"] == "Quarter 3-4 2021"
+    assert "Quarter 3-4 2021 → Quarter 1 2022" in bali["history"]
+    assert bali["actions"] == "9; 10; 11; 12"
+    (research,) = [row for row in table if row["text"].startswith("Commission a paper")]
+    assert research["actions"] == "21; N1"
+    assert research["delayed_from"] == "" and research["history"] == ""

@@ -19,13 +19,16 @@ import threading
 import time
 from pathlib import Path
 from types import FrameType
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from cli import doctor
 from cli.common import console, errors, load_settings
 from config.settings import Settings
+
+if TYPE_CHECKING:
+    from celery import Celery
 
 STOP_GRACE_SECONDS = 20.0
 
@@ -43,9 +46,9 @@ def _connect_celery_logging(settings: Settings) -> None:
     connect_celery_logging(lambda: settings)
 
 
-def _celery_app() -> object:
+def _celery_app() -> Celery:
     try:
-        from worker.app import celery_app  # type: ignore[import-untyped,unused-ignore]
+        from worker.app import celery_app
     except ImportError as exc:
         errors.print(f"error: the Celery app (worker.app) cannot be imported: {exc}", markup=False)
         raise typer.Exit(1) from exc
@@ -61,14 +64,14 @@ def run_worker(*, beat: bool, concurrency: int | None, loglevel: str) -> None:
         argv.append(f"--concurrency={concurrency}")
     if beat:
         argv += ["--beat", f"--schedule={_beat_schedule_path(settings)}"]
-    app.worker_main(argv)  # type: ignore[attr-defined]
+    app.worker_main(argv)
 
 
 def run_beat(*, loglevel: str) -> None:
     settings = load_settings()
     _connect_celery_logging(settings)
     app = _celery_app()
-    app.start(["beat", f"--loglevel={loglevel}", f"--schedule={_beat_schedule_path(settings)}"])  # type: ignore[attr-defined]
+    app.start(["beat", f"--loglevel={loglevel}", f"--schedule={_beat_schedule_path(settings)}"])
 
 
 def run_web(*, host: str, port: int) -> None:

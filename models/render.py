@@ -53,6 +53,9 @@ def long_date(day: date) -> str:
 
 
 def template_context(doc: ReportDocument, *, show_authors: bool = False) -> dict[str, object]:
+    """What the report templates and their partials (``report/_body.html``) need, with the
+    filters they use registered on the environment."""
+    _register_filters()
     return {"doc": doc, "none_identified": NONE_IDENTIFIED, "show_authors": show_authors}
 
 
@@ -74,9 +77,8 @@ def _register_filters() -> None:
 
 
 def render_template(doc: ReportDocument, fmt: Format, *, show_authors: bool = False) -> str:
-    _register_filters()
-    template = environment().get_template(f"report/report.{fmt.value}")
-    return template.render(**template_context(doc, show_authors=show_authors))
+    context = template_context(doc, show_authors=show_authors)
+    return environment().get_template(f"report/report.{fmt.value}").render(**context)
 
 
 def render(doc: ReportDocument, fmt: Format | str, *, show_authors: bool = False) -> bytes:

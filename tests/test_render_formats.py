@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import io
 import itertools
+import subprocess
+import sys
 import zipfile
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -785,3 +787,21 @@ def test_the_2021_report_as_csv(report_2021: ReportDocument) -> None:
     (research,) = [row for row in table if row["text"].startswith("Commission a paper")]
     assert research["actions"] == "21; N1"
     assert research["delayed_from"] == "" and research["history"] == ""
+
+
+def test_the_report_body_partial_renders_in_a_fresh_process() -> None:
+    """Another page (the published page, the draft view) includes ``report/_body.html``
+    with ``template_context``: that alone must register the filters the partial uses."""
+    script = (
+        "from models.document import ReportDocument, PillarSection, ObjectiveSection\n"
+        "from models.render import template_context\n"
+        "from templates import render\n"
+        "doc = ReportDocument(title='T', year=2022, pillars=[PillarSection(name='P', "
+        "objectives=[ObjectiveSection(title='O', year=2022)])])\n"
+        "print(render('report/_body.html', **template_context(doc, show_authors=True)))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert '<h3 id="objective-1-1">O</h3>' in result.stdout

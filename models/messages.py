@@ -234,8 +234,9 @@ class _View:
 
             view.update(message_view(session, self.n, request, self.base))
         if self.n.kind == DELIVERY_FAILED:
+            label = KIND_LABELS.get(str(context.get("failed_kind")), "message")
             view["failure"] = {
-                "kind": KIND_LABELS.get(str(context.get("failed_kind")), "message"),
+                "kind": ("an " if label[0] in "aeiou" else "a ") + label,
                 "recipient": str(context.get("failed_recipient", "an unknown recipient")),
                 "error": str(context.get("error", "no reason given")),
                 "notification_id": context.get("failed_notification_id"),

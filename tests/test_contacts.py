@@ -1,0 +1,166 @@
+"""Contacts: addresses, notify URLs that never leak, CSV import all or nothing, recipients,
+and claiming notification rows."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+import pytest
+from sqlmodel import Session, select
+
+from models.contacts import (
+    ContactError,
+    add_contact,
+    check_notify_url,
+    find_agency,
+    import_contacts,
+    normalise_email,
+)
+from models.notifications import ClaimItem, claim_notification, coordinator_recipients, recipients
+from models.tables import Contact, Notification, NotificationItem
+from tests.cycle_support import build_plan
+
+NOW = datetime(2022, 2, 1, tzinfo=UTC)
+HEADER = "agency,email,name,notify_url,coordinator\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("alice@mbie.govt.nz", "alice@mbie.govt.nz"),
+        ("  Alice.Smith+nz@MBIE.Govt.NZ ", "Alice.Smith+nz@mbie.govt.nz"),
+        ("o'brien@police.govt.nz", "o'brien@police.govt.nz"),
+    ],
+)
+def test_good_addresses_are_kept_with_the_domain_in_lower_case(text: str, expected: str) -> None:
+    assert normalise_email(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "alice",
+        "alice@",
+        "@mbie.govt.nz",
+        "alice@mbie",
+        "al ice@mbie.govt.nz",
+        "a@b..nz",
+        "alice@-mbie.govt.nz",
+        "alice@mbie.govt.nz,bob@x.nz",
+        "alice@1.2.3.4",
+    ],
+)
+def test_bad_addresses_are_refused_by_name(text: str) -> None:
+    with pytest.raises(ContactError):
+        normalise_email(text)
+
+
+def test_a_notify_url_is_checked_by_apprise_and_never_shown_or_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    assert check_notify_url(" json://user:pw@hooks.example.org/x ") == (
+        "json://user:pw@hooks.example.org/x"
+    )
+    secret = "hunter2-secret"
+    with caplog.at_level(logging.DEBUG), pytest.raises(ContactError) as refused:
+        check_notify_url(f"madeup://admin:{secret}@host/path")
+    assert "madeup://…" in str(refused.value)
+    assert secret not in str(refused.value)
+    assert secret not in caplog.text
+    with pytest.raises(ContactError, match="email URL"):
+        check_notify_url(f"mailtos://user:{secret}@smtp.example.org")
+    with pytest.raises(ContactError, match="not a URL"):
+        check_notify_url("just words")
+
+
+def test_agencies_are_found_by_acronym_or_alias_in_any_case(session: Session) -> None:
+    built = build_plan(session, contacts=False)
+    assert find_agency(session, "mbie").id == built.agencies["MBIE"].id
+    assert find_agency(session, "police").id == built.agencies["NZP"].id
+    with pytest.raises(ContactError, match=r"no agency 'ACC' \(known: DIA, INZ, MBIE"):
+        find_agency(session, "ACC")
+
+
+def test_csv_import_is_all_or_nothing_and_names_line_and_field(session: Session) -> None:
+    build_plan(session, contacts=False)
+    bad = (
+        HEADER
+        + "MBIE,alice@mbie.govt.nz,Alice,,no\n"
+        + "NZP,bob@police,Bob,,no\n"
+        + "MBIE,ALICE@mbie.govt.nz,,,no\n"
+        + "OT,olive@ot.govt.nz,,,perhaps\n"
+        + "OT,olive2@ot.govt.nz,,\n"
+    )
+    with pytest.raises(ContactError) as error:
+        import_contacts(session, bad, NOW)
+    message = str(error.value)
+    assert 'line 3, field "email"' in message
+    assert 'line 4, field "email": ALICE@mbie.govt.nz of MBIE is already on line 2' in message
+    assert "line 5, field \"coordinator\": 'perhaps' is not yes or no" in message
+    assert "line 6: expected 5 fields, found 4" in message
+    assert session.exec(select(Contact)).all() == []
+
+
+def test_csv_import_adds_then_updates(session: Session) -> None:
+    built = build_plan(session, contacts=False)
+    first = import_contacts(
+        session,
+        "\ufeff" + HEADER + "MBIE,alice@mbie.govt.nz,Alice,,no\nPolice,bob@police.govt.nz,,,\n"
+        "\n"
+        "MBIE,carol@coordination.govt.nz,Carol,,yes\n",
+        NOW,
+    )
+    assert (len(first.added), len(first.updated)) == (3, 0)
+    again = import_contacts(
+        session,
+        HEADER + "MBIE,alice@mbie.govt.nz,Alice Smith,slack://T1/B2/C3,no\n",
+        NOW,
+    )
+    assert (len(again.added), len(again.updated)) == (0, 1)
+    alice = again.updated[0]
+    assert alice.name == "Alice Smith" and alice.notify_url == "slack://T1/B2/C3"
+    mbie = built.agencies["MBIE"].id or 0
+    assert [(c.email, ch) for c, ch in recipients(session, mbie)] == [
+        ("alice@mbie.govt.nz", "email"),
+        ("alice@mbie.govt.nz", "notify_url"),
+    ]
+    assert [c.email for c, _ch in coordinator_recipients(session)] == ["carol@coordination.govt.nz"]
+    alice.active = False
+    session.add(alice)
+    session.flush()
+    assert recipients(session, mbie) == []
+
+
+def test_adding_a_contact_twice_is_refused(session: Session) -> None:
+    built = build_plan(session, contacts=False)
+    add_contact(session, built.agencies["OT"], "olive@ot.govt.nz", NOW, name="Olive")
+    with pytest.raises(ContactError, match=r"olive@ot\.govt\.nz is already a contact of OT"):
+        add_contact(session, built.agencies["OT"], "Olive@OT.govt.nz", NOW)
+
+
+def test_a_claim_is_refused_when_its_key_or_any_item_key_is_taken(session: Session) -> None:
+    built = build_plan(session)
+    alice = built.contacts["alice"]
+
+    def claim(key: str, *items: str) -> Notification | None:
+        return claim_notification(
+            session,
+            kind="reminder",
+            key=key,
+            contact=alice,
+            channel="email",
+            context={"agency_id": alice.agency_id},
+            now=NOW,
+            items=[ClaimItem(key=i, step="test") for i in items],
+        )
+
+    first = claim("k1", "a", "b")
+    assert first is not None and first.recipient == "alice@mbie.govt.nz"
+    assert claim("k1", "c") is None  # the same message key
+    assert claim("k2", "b", "c") is None  # one reason already claimed
+    keys = sorted(session.exec(select(NotificationItem.idempotency_key)).all())
+    assert keys == ["a", "b"]  # the refused claim left nothing behind
+    assert len(session.exec(select(Notification)).all()) == 1
+    assert claim("k3", "c") is not None

@@ -245,4 +245,19 @@ def sweep_command(now: NowOption = None, dry_run: DryRunOption = False) -> None:
             console.print("dry run: nothing written, nothing sent")
             return
         session.commit()
-    _deliver(engine, result.notification_ids, clock)
+        resumed = _resumable(session, at, settings, set(result.notification_ids))
+    if resumed:
+        console.print(f"also retrying {len(resumed)} earlier message(s) not yet delivered")
+    _deliver(engine, [*result.notification_ids, *resumed], clock)
+
+
+def _resumable(session: Session, at: datetime, settings: Settings, claimed: set[int]) -> list[int]:
+    """Rows an earlier run left to retry (or lost): with no worker running, cron's sweep is
+    what retries them."""
+    from models.delivery import DeliveryPolicy, resumable_ids
+    from worker.tasks import lost_after
+
+    found = resumable_ids(
+        session, at, policy=DeliveryPolicy.from_settings(settings), lost_after=lost_after(settings)
+    )
+    return [notification_id for notification_id in found if notification_id not in claimed]

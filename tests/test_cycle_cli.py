@@ -6,6 +6,7 @@ from __future__ import annotations
 import email
 import email.policy
 import re
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -40,10 +41,7 @@ def run(runner: CliRunner, *args: str, code: int = 0) -> str:
 def outbox(env: dict[str, str]) -> list[EmailMessage]:
     directory = Path(env["REPORTCYCLE_DATA_DIR"]) / "outbox"
     files = sorted(directory.glob("*.eml")) if directory.exists() else []
-    return [
-        email.message_from_bytes(f.read_bytes(), policy=email.policy.default)
-        for f in files
-    ]
+    return [email.message_from_bytes(f.read_bytes(), policy=email.policy.default) for f in files]
 
 
 def body(message: EmailMessage) -> str:
@@ -121,7 +119,24 @@ def test_cycle_open_dry_run_then_open_send_status_sweep_and_resend(
     assert "would send" in preview and "reminder   to alice@mbie.govt.nz" in preview
     assert count(env, "notification") == before and count(env, "notificationitem") == 0
 
+    # A message an earlier run left to retry (say the mail server was down) is retried by
+    # the next sweep: cron alone is enough, no worker needed.
+    engine = make_engine(env["REPORTCYCLE_DATABASE_URL"])
+    with engine.begin() as connection:
+        connection.execute(
+            sa.text(
+                "UPDATE notification SET state = 'retrying', sent_at = NULL, claimed_at = :at "
+                "WHERE recipient = 'bob@police.govt.nz'"
+            ),
+            {"at": datetime(2022, 2, 1, tzinfo=UTC)},
+        )
+    engine.dispose()
     swept = run(cli, "sweep", "--now", "2022-03-01")
+    assert "also retrying 1 earlier message(s)" in swept
+    bobs = [m for m in outbox(env) if "bob" in str(m["To"])]
+    assert [str(m["Subject"]) for m in bobs] == [
+        "Please send NZP's 2022 progress update by Friday 2 December 2022"
+    ] * 2
     # MBIE leads the Quarter 1 2022 milestones; three December 2021 ones have slipped.
     assert "claimed 2 message(s)" in swept and "3 milestone(s) newly slipped" in swept
     reminders = [m for m in outbox(env) if str(m["Subject"]).startswith("Reminder:")]

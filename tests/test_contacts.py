@@ -17,7 +17,15 @@ from models.contacts import (
     import_contacts,
     normalise_email,
 )
-from models.notifications import ClaimItem, claim_notification, coordinator_recipients, recipients
+from models.notifications import (
+    Claim,
+    ClaimItem,
+    claim_notification,
+    claim_notifications,
+    coordinator_recipients,
+    digest_key,
+    recipients,
+)
 from models.tables import Contact, Notification, NotificationItem
 from tests.cycle_support import build_plan
 
@@ -164,3 +172,43 @@ def test_a_claim_is_refused_when_its_key_or_any_item_key_is_taken(session: Sessi
     assert keys == ["a", "b"]  # the refused claim left nothing behind
     assert len(session.exec(select(Notification)).all()) == 1
     assert claim("k3", "c") is not None
+
+
+def test_a_digest_that_lost_some_reasons_is_claimed_again_with_the_rest(
+    session: Session,
+) -> None:
+    built = build_plan(session)
+    alice = built.contacts["alice"]
+    research, triage = built.milestones["research"].id, built.milestones["triage"].id
+    # Another sweep already claimed the research reminder for alice.
+    taken = claim_notification(
+        session,
+        kind="reminder",
+        key="other-sweep",
+        contact=alice,
+        channel="email",
+        context={"milestone_ids": [research]},
+        now=NOW,
+        items=[ClaimItem(key="mr:research", milestone_id=research, step="milestone-7d")],
+    )
+    assert taken is not None
+    items = (
+        ClaimItem(key="mr:research", milestone_id=research, step="milestone-7d"),
+        ClaimItem(key="mr:triage", milestone_id=triage, step="milestone-7d"),
+        ClaimItem(key="dr:deadline", step="deadline-7d"),
+    )
+    claim = Claim(
+        kind="reminder",
+        key=digest_key("reminder", alice, "email", items),
+        contact=alice,
+        channel="email",
+        context={"milestone_ids": [research, triage], "deadline_days": 7, "escalations": []},
+        items=items,
+    )
+    ((notification_id, rebuilt),) = claim_notifications(session, [claim], NOW)
+    assert rebuilt.key != claim.key
+    assert [i.key for i in rebuilt.items] == ["mr:triage", "dr:deadline"]
+    row = session.get(Notification, notification_id)
+    assert row is not None
+    assert row.context["milestone_ids"] == [triage] and row.context["deadline_days"] == 7
+    assert len(session.exec(select(Notification)).all()) == 2

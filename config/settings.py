@@ -135,6 +135,7 @@ class Settings(BaseSettings):
         default=300, ge=5, description="a send still running after this is killed"
     )
     delivery_max_attempts: int = Field(default=8, ge=1)
+    retry_backoff_seconds: int = Field(default=30, ge=1, description="first retry delay")
     retry_backoff_max_seconds: int = Field(default=900, ge=1)
     # The broker queue and Redis key prefix: lets several deployments (or test runs) share
     # one Redis without stealing each other's tasks.

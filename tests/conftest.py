@@ -16,8 +16,8 @@ from config import settings as settings_module
 from models.db import make_engine, upgrade
 from tests.services import scratch_postgres_database
 
-# The SMTP server fixture (tests/conftest_smtp.py) for every suite.
-pytest_plugins = ["tests.conftest_smtp"]
+# The SMTP server fixture (tests/conftest_smtp.py) and Celery's celery_app/celery_worker.
+pytest_plugins = ["tests.conftest_smtp", "celery.contrib.pytest"]
 
 BACKENDS = ["sqlite", "postgresql"]
 REPORT_2021 = (

@@ -61,7 +61,9 @@ log = logging.getLogger(__name__)
 OUTBOX_SCHEMA = "outbox"
 EMAIL_SCHEMAS = ("mailto", "mailtos")
 # 7bit: non-ASCII bodies go quoted-printable/base64, so any SMTP server takes them.
-MAIL_POLICY = email.policy.SMTP.clone(cte_type="7bit")
+# Lines up to RFC 5322's 998: CPython folds a long Subject right after "Subject:", which
+# its own parser (and some clients) then read with a leading space.
+MAIL_POLICY = email.policy.SMTP.clone(cte_type="7bit", max_line_length=998)
 _SAFE_FILE_NAME = re.compile(r"^[0-9]{8}T[0-9]{6}-n[0-9]+-[a-z0-9_-]+\.eml$")
 
 

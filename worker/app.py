@@ -1,0 +1,45 @@
+"""The Celery app ``reportcycle``: ``celery -A worker.app worker`` / ``beat`` (one beat only).
+
+Its configuration is ``config.celery.celery_config(settings)``; its tasks are in
+``worker.tasks`` (shared tasks with explicit names, so any app instance sees them).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from celery import Celery
+from celery.signals import worker_process_init
+
+from config.celery import celery_config, filesystem_broker_folders
+from config.settings import Settings, get_settings
+
+
+def create_celery_app(settings: Settings | None = None) -> Celery:
+    settings = settings or get_settings()
+    app = Celery("reportcycle")
+    app.conf.update(celery_config(settings))
+    if not settings.broker_url:
+        for folder in filesystem_broker_folders(settings).values():
+            folder.mkdir(parents=True, exist_ok=True)
+    # Registers the tasks (shared_task) on import.
+    import worker.tasks  # noqa: F401
+
+    return app
+
+
+@worker_process_init.connect
+def _fresh_engines_after_fork(**_: Any) -> None:
+    """A forked pool process must not use the parent's database connections: drop them
+    (without closing the parent's sockets); the task opens its own engine for this pid."""
+    from models import db
+
+    for (pid, _url), engine in list(db._engines.items()):
+        if pid != os.getpid():
+            engine.dispose(close=False)
+            del db._engines[(pid, _url)]
+
+
+celery_app = create_celery_app()
+app = celery_app

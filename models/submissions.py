@@ -16,6 +16,8 @@ request added) instead of adding them again.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -50,6 +52,7 @@ from models.tables import (
     ObjectiveReport,
     ObjectiveReportAgency,
     Pillar,
+    Plan,
     ReportEntry,
     RequestState,
     RevisionKind,
@@ -189,13 +192,52 @@ class NotFound(LookupError):
     pass
 
 
+# The form's page reads these on every request: built once, executed with parameters (building
+# a statement costs about as much as running it on SQLite).
+_REQUEST = (
+    select(UpdateRequest, Cycle, Agency)
+    .join(Cycle, col(Cycle.id) == UpdateRequest.cycle_id)
+    .join(Agency, col(Agency.id) == UpdateRequest.agency_id)
+    .where(UpdateRequest.id == sa.bindparam("request_id"))
+)
+_LATEST_REVISION = (
+    select(SubmissionRevision)
+    .where(SubmissionRevision.update_request_id == sa.bindparam("request_id"))
+    .order_by(col(SubmissionRevision.number).desc())
+    .limit(1)
+)
+_LATEST_REPORT = (
+    select(AnnualReport)
+    .where(
+        AnnualReport.plan_id == sa.bindparam("plan_id"),
+        col(AnnualReport.year) < sa.bindparam("year"),
+    )
+    .order_by(col(AnnualReport.year).desc())
+    .limit(1)
+)
+_PLAN_KEY = select(Plan.slug, Plan.created_at).where(Plan.id == sa.bindparam("plan_id"))
+_ADDED = select(AuditEvent.subject).where(
+    AuditEvent.action == ADDED_MILESTONE,
+    AuditEvent.cycle_id == sa.bindparam("cycle_id"),
+    AuditEvent.agency_id == sa.bindparam("agency_id"),
+)
+_LED_MILESTONES = (
+    select(Milestone)
+    .where(
+        Milestone.plan_id == sa.bindparam("plan_id"),
+        Milestone.lead_agency_id == sa.bindparam("agency_id"),
+    )
+    .order_by(col(Milestone.due_start).asc().nulls_last(), col(Milestone.id))
+)
+_REVISIONS_OF = (
+    select(MilestoneRevision)
+    .where(col(MilestoneRevision.milestone_id).in_(sa.bindparam("ids", expanding=True)))
+    .order_by(col(MilestoneRevision.sequence))
+)
+
+
 def load_request_view(session: Session, request_id: int) -> RequestView:
-    row = session.exec(
-        select(UpdateRequest, Cycle, Agency)
-        .join(Cycle, col(Cycle.id) == UpdateRequest.cycle_id)
-        .join(Agency, col(Agency.id) == UpdateRequest.agency_id)
-        .where(UpdateRequest.id == request_id)
-    ).first()
+    row = session.exec(_REQUEST, params={"request_id": request_id}).first()
     if row is None:
         raise NotFound(f"no update request {request_id}")
     request, cycle, agency = row
@@ -219,12 +261,7 @@ def load_request_view(session: Session, request_id: int) -> RequestView:
 
 
 def _latest_revision(session: Session, request_id: int) -> RevisionView | None:
-    revision = session.exec(
-        select(SubmissionRevision)
-        .where(SubmissionRevision.update_request_id == request_id)
-        .order_by(col(SubmissionRevision.number).desc())
-        .limit(1)
-    ).first()
+    revision = session.exec(_LATEST_REVISION, params={"request_id": request_id}).first()
     return None if revision is None else _revision_view(revision)
 
 
@@ -240,24 +277,113 @@ def _revision_view(revision: SubmissionRevision) -> RevisionView:
 
 def _latest_report(session: Session, cycle: Cycle) -> AnnualReport | None:
     return session.exec(
-        select(AnnualReport)
-        .where(AnnualReport.plan_id == cycle.plan_id, AnnualReport.year < cycle.year)
-        .order_by(col(AnnualReport.year).desc())
-        .limit(1)
+        _LATEST_REPORT, params={"plan_id": cycle.plan_id, "year": cycle.year}
     ).first()
 
 
 def _added_by_request(session: Session, cycle_id: int, agency_id: int) -> set[int]:
     """Milestones this agency added in this cycle (they show as new milestones, not as
     milestones to report on)."""
-    subjects = session.exec(
-        select(AuditEvent.subject).where(
-            AuditEvent.action == ADDED_MILESTONE,
-            AuditEvent.cycle_id == cycle_id,
-            AuditEvent.agency_id == agency_id,
-        )
-    ).all()
+    subjects = session.exec(_ADDED, params={"cycle_id": cycle_id, "agency_id": agency_id}).all()
     return {int(s.split(":", 1)[1]) for s in subjects if s and s.startswith("milestone:")}
+
+
+@dataclass(frozen=True)
+class _ObjectiveStatic:
+    """What a form shows of an objective that does not change during a cycle."""
+
+    id: int
+    title: str
+    pillar: str
+    actions: tuple[tuple[str, str], ...]
+    reported: bool  # has an entry in last year's report
+    last_achievements: tuple[EntryView, ...]
+    last_further_work: tuple[EntryView, ...]
+    active_agency_ids: frozenset[int]
+
+
+@dataclass(frozen=True)
+class _PlanStructure:
+    report_year: int | None
+    objectives: dict[int, _ObjectiveStatic]  # in report order (pillar, position)
+
+
+# The plan's objectives, actions and last year's report are the same for every form of a cycle
+# and change only on a re-import: keep them a minute per process instead of re-reading them on
+# every page. The key names the exact rows (ids and creation times), so a different database
+# or a re-created plan never reads another's entry.
+STRUCTURE_TTL_SECONDS = 60.0
+_structures: dict[tuple[object, ...], tuple[float, _PlanStructure]] = {}
+_structures_lock = threading.Lock()
+
+
+def _plan_structure(session: Session, cycle: Cycle) -> _PlanStructure:
+    plan = session.exec(_PLAN_KEY, params={"plan_id": cycle.plan_id}).one()
+    report = _latest_report(session, cycle)
+    key = (
+        str(session.get_bind().engine.url),
+        cycle.plan_id,
+        *plan,
+        cycle.year,
+        report.id if report else None,
+        report.created_at if report else None,
+    )
+    now = time.monotonic()
+    with _structures_lock:
+        cached = _structures.get(key)
+        if cached is not None and now - cached[0] < STRUCTURE_TTL_SECONDS:
+            return cached[1]
+    structure = _load_structure(session, cycle.plan_id, report)
+    with _structures_lock:
+        for stale in [k for k, (at, _) in _structures.items() if now - at >= STRUCTURE_TTL_SECONDS]:
+            del _structures[stale]
+        _structures[key] = (now, structure)
+    return structure
+
+
+def _load_structure(session: Session, plan_id: int, report: AnnualReport | None) -> _PlanStructure:
+    reports: dict[int, ObjectiveReport] = {}
+    active: dict[int, set[int]] = {}
+    entries: dict[int, dict[Section, list[EntryView]]] = {}
+    if report is not None:
+        for objective_report in session.exec(
+            select(ObjectiveReport).where(ObjectiveReport.annual_report_id == report.id)
+        ):
+            reports[objective_report.objective_id] = objective_report
+        by_report = {r.id: r.objective_id for r in reports.values()}
+        for row in session.exec(
+            select(ObjectiveReportAgency).where(
+                col(ObjectiveReportAgency.objective_report_id).in_(list(by_report))
+            )
+        ):
+            active.setdefault(by_report[row.objective_report_id], set()).add(row.agency_id)
+        entries = _last_entries(session, list(reports.values()))
+    actions: dict[int, list[tuple[str, str]]] = {}
+    for action in session.exec(
+        select(Action).where(Action.plan_id == plan_id).order_by(col(Action.position))
+    ):
+        actions.setdefault(action.objective_id, []).append((action.number, action.text))
+    objectives: dict[int, _ObjectiveStatic] = {}
+    for objective, pillar in session.exec(
+        select(Objective, Pillar)
+        .join(Pillar, col(Pillar.id) == Objective.pillar_id)
+        .where(Objective.plan_id == plan_id)
+        .order_by(col(Pillar.position), col(Objective.position))
+    ):
+        assert objective.id is not None
+        this_report = reports.get(objective.id)
+        last = entries.get(this_report.id or -1, {}) if this_report else {}
+        objectives[objective.id] = _ObjectiveStatic(
+            id=objective.id,
+            title=objective.title,
+            pillar=pillar.name,
+            actions=tuple(actions.get(objective.id, [])),
+            reported=this_report is not None,
+            last_achievements=tuple(last.get(Section.ACHIEVEMENT, [])),
+            last_further_work=tuple(last.get(Section.FURTHER_WORK, [])),
+            active_agency_ids=frozenset(active.get(objective.id, set())),
+        )
+    return _PlanStructure(report.year if report else None, objectives)
 
 
 def _objectives(
@@ -273,63 +399,27 @@ def _objectives(
     milestones = [
         m
         for m in session.exec(
-            select(Milestone)
-            .where(Milestone.plan_id == cycle.plan_id, Milestone.lead_agency_id == agency_id)
-            .order_by(col(Milestone.due_start).asc().nulls_last(), col(Milestone.id))
+            _LED_MILESTONES, params={"plan_id": cycle.plan_id, "agency_id": agency_id}
         )
         if m.id not in added and (m.status in OPEN_STATUSES or m.id in answered)
     ]
-    report = _latest_report(session, cycle)
-    reports: dict[int, ObjectiveReport] = {}
-    active_counts: dict[int, int] = {}
-    active_here: set[int] = set()
-    if report is not None:
-        for objective_report in session.exec(
-            select(ObjectiveReport).where(ObjectiveReport.annual_report_id == report.id)
-        ):
-            reports[objective_report.objective_id] = objective_report
-        by_report = {r.id: r.objective_id for r in reports.values()}
-        for active in session.exec(
-            select(ObjectiveReportAgency).where(
-                col(ObjectiveReportAgency.objective_report_id).in_(list(by_report))
-            )
-        ):
-            objective_id = by_report[active.objective_report_id]
-            active_counts[objective_id] = active_counts.get(objective_id, 0) + 1
-            if active.agency_id == agency_id:
-                active_here.add(objective_id)
-    objective_ids = active_here | {m.objective_id for m in milestones}
-    if not objective_ids:
-        return ()
-    rows = session.exec(
-        select(Objective, Pillar)
-        .join(Pillar, col(Pillar.id) == Objective.pillar_id)
-        .where(col(Objective.id).in_(objective_ids))
-        .order_by(col(Pillar.position), col(Objective.position))
-    ).all()
-    actions: dict[int, list[tuple[str, str]]] = {}
-    for action in session.exec(
-        select(Action)
-        .where(col(Action.objective_id).in_(objective_ids))
-        .order_by(col(Action.position))
-    ):
-        actions.setdefault(action.objective_id, []).append((action.number, action.text))
-    entries = _last_entries(session, [r for oid, r in reports.items() if oid in objective_ids])
+    structure = _plan_structure(session, cycle)
+    led = {m.objective_id for m in milestones}
     delayed_from = _baselines(session, [m.id for m in milestones if m.id is not None])
     views = []
-    for objective, pillar in rows:
-        assert objective.id is not None
-        this_report = reports.get(objective.id)
-        last = entries.get(this_report.id or -1, {}) if this_report else {}
+    for objective in structure.objectives.values():
+        active_here = agency_id in objective.active_agency_ids
+        if not active_here and objective.id not in led:
+            continue
         views.append(
             ObjectiveView(
                 id=objective.id,
                 title=objective.title,
-                pillar=pillar.name,
-                actions=tuple(actions.get(objective.id, [])),
-                last_year=report.year if report and this_report else None,
-                last_achievements=tuple(last.get(Section.ACHIEVEMENT, [])),
-                last_further_work=tuple(last.get(Section.FURTHER_WORK, [])),
+                pillar=objective.pillar,
+                actions=objective.actions,
+                last_year=structure.report_year if objective.reported else None,
+                last_achievements=objective.last_achievements,
+                last_further_work=objective.last_further_work,
                 milestones=tuple(
                     MilestoneView(
                         id=m.id,
@@ -343,7 +433,7 @@ def _objectives(
                     for m in milestones
                     if m.objective_id == objective.id and m.id is not None
                 ),
-                sole_agency=active_counts.get(objective.id) == 1 and objective.id in active_here,
+                sole_agency=active_here and len(objective.active_agency_ids) == 1,
             )
         )
     return tuple(views)
@@ -369,7 +459,9 @@ def _last_entries(
         .where(col(EntryLink.entry_id).in_([e.id for e in entries]))
         .order_by(col(EntryLink.position))
     ):
-        links.setdefault(link.entry_id, []).append(LinkView(link.title, link.url))
+        # An imported address that is not http(s) is shown as text, never as a link.
+        url = link.url if link.url and url_problem(link.url) is None else None
+        links.setdefault(link.entry_id, []).append(LinkView(link.title, url))
     result: dict[int, dict[Section, list[EntryView]]] = {}
     for entry in entries:
         if not entry.text:
@@ -385,11 +477,7 @@ def _baselines(session: Session, milestone_ids: Sequence[int]) -> dict[int, str 
     if not milestone_ids:
         return {}
     baselines: dict[int, str | None] = {}
-    for revision in session.exec(
-        select(MilestoneRevision)
-        .where(col(MilestoneRevision.milestone_id).in_(milestone_ids))
-        .order_by(col(MilestoneRevision.sequence))
-    ):
+    for revision in session.exec(_REVISIONS_OF, params={"ids": list(milestone_ids)}):
         baselines.setdefault(revision.milestone_id, revision.previous_due_text)
     return baselines
 

@@ -32,9 +32,12 @@ from models.tables import (
     AuditEvent,
     Cycle,
     CycleState,
+    EntryLink,
     Milestone,
     MilestoneRevision,
     MilestoneStatus,
+    ObjectiveReport,
+    ReportEntry,
     RequestState,
     RevisionKind,
     UpdateRequest,
@@ -324,3 +327,20 @@ def test_opening_marks_the_request_and_the_link(session: Session, scenario: Scen
     session.add(request)
     mark_opened(session, scenario.request_id, token.id, author=WHO, now=NOW + timedelta(1))
     assert request.state is RequestState.DRAFT and request.opened_at == NOW
+
+
+def test_an_imported_link_that_is_not_http_is_shown_as_text(
+    session: Session, scenario: Scenario
+) -> None:
+    link = session.exec(
+        select(EntryLink)
+        .join(ReportEntry, col(ReportEntry.id) == EntryLink.entry_id)
+        .join(ObjectiveReport, col(ObjectiveReport.id) == ReportEntry.objective_report_id)
+        .where(ObjectiveReport.objective_id == scenario.objective_id)
+    ).one()
+    link.url = "javascript:alert(1)"
+    session.add(link)
+    session.commit()
+    [objective] = load_request_view(session, scenario.request_id).objectives
+    [shown] = objective.last_achievements[0].links
+    assert (shown.title, shown.url) == ("Training report", None)

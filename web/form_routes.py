@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+import sqlalchemy as sa
 from fastapi import APIRouter
 from sqlmodel import Session, col, select
 from starlette.concurrency import run_in_threadpool
@@ -43,7 +44,14 @@ from models.tokens import resolve_token
 from templates import render
 from web.deps import AppState, state_of
 from web.form_data import FormState, apply_row_action, blocks, parse_form
-from web.security import CSRF_FIELD, client_address, csrf_matches, csrf_token, require_csrf
+from web.security import (
+    CSRF_FIELD,
+    CSRF_SESSION_KEY,
+    client_address,
+    csrf_matches,
+    csrf_token,
+    require_csrf,
+)
 
 router = APIRouter()
 
@@ -148,7 +156,10 @@ async def continue_from_link(request: Request, token: str) -> Response:
     if isinstance(opened, Response):
         return opened
     request_id, token_id = opened
-    request.session.clear()  # a fresh session (and CSRF token) once the link is used
+    # A fresh CSRF token once the link is used; other keys (a coordinator's sign-in in the
+    # same browser) are left alone.
+    for key in (SESSION_REQUEST, SESSION_LINK, SESSION_WHO, SESSION_FLASH, CSRF_SESSION_KEY):
+        request.session.pop(key, None)
     request.session[SESSION_REQUEST] = request_id
     request.session[SESSION_LINK] = token_id
     request.session[SESSION_WHO] = email
@@ -171,18 +182,24 @@ def _continue(app: AppState, token: str, email: str) -> tuple[int, int] | Respon
 # --- the form ------------------------------------------------------------------------------
 
 
+_LIVE_LINK = (
+    select(AccessToken, Cycle)
+    .join(UpdateRequest, col(UpdateRequest.id) == AccessToken.update_request_id)
+    .join(Cycle, col(Cycle.id) == UpdateRequest.cycle_id)
+    .where(
+        AccessToken.id == sa.bindparam("token_id"),
+        AccessToken.update_request_id == sa.bindparam("request_id"),
+    )
+)
+
+
 def _session_request(request: Request, db: Session, app: AppState) -> int | None:
     """The update request this browser session may answer, while its link is still live."""
     request_id = request.session.get(SESSION_REQUEST)
     token_id = request.session.get(SESSION_LINK)
     if not isinstance(request_id, int) or not isinstance(token_id, int):
         return None
-    row = db.exec(
-        select(AccessToken, Cycle)
-        .join(UpdateRequest, col(UpdateRequest.id) == AccessToken.update_request_id)
-        .join(Cycle, col(Cycle.id) == UpdateRequest.cycle_id)
-        .where(AccessToken.id == token_id, AccessToken.update_request_id == request_id)
-    ).first()
+    row = db.exec(_LIVE_LINK, params={"token_id": token_id, "request_id": request_id}).first()
     if row is None:
         return None
     access, cycle = row

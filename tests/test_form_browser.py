@@ -95,17 +95,20 @@ def open_cycle_by_mail(
 
 
 @pytest.fixture
-def live_server(db_url: str, tmp_path: Path, smtp_server: SmtpServer) -> Iterator[LiveServer]:
+def live_server(
+    request: pytest.FixtureRequest, db_url: str, tmp_path: Path, smtp_server: SmtpServer
+) -> Iterator[LiveServer]:
     """The real app under uvicorn on a free port, on a fresh migrated database, with the
-    2022 cycle opened and its update request mailed through a real SMTP server."""
+    2022 cycle opened and its update request mailed through a real SMTP server. Autosave is
+    slowed down (unless parametrized) so the test decides when drafts are saved."""
+    autosave_seconds = int(getattr(request, "param", 3600))
     engine = make_engine(db_url)
     upgrade(engine)
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     scenario, link = open_cycle_by_mail(engine, smtp_server, base_url, tmp_path / "outbox")
     settings = Settings(secret_key="b" * 48, data_dir=tmp_path / "data", base_url=base_url)
-    # Autosave is slowed down so the test decides when drafts are saved.
-    app = create_app(settings, engine, options=WebOptions(autosave_seconds=3600))
+    app = create_app(settings, engine, options=WebOptions(autosave_seconds=autosave_seconds))
     # log_config=None keeps uvicorn's access log propagating, so the test can read it.
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=True)
@@ -274,3 +277,38 @@ def test_the_form_works_without_javascript(live_server: LiveServer, browser: obj
         ).all()
         texts = [a["text"] for a in revision.content["achievements"]]
         assert texts == ["First achievement", "Second achievement"]
+
+
+@pytest.mark.parametrize("live_server", [1], indirect=True)
+def test_javascript_removes_rows_and_autosaves(live_server: LiveServer, browser: object) -> None:
+    from playwright.sync_api import Browser, expect
+
+    assert isinstance(browser, Browser)
+    scenario = live_server.scenario
+    objective = scenario.objective_id
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(the_link(live_server))
+    page.get_by_label("Your email address").fill("kahu@mbie.test")
+    page.get_by_role("button", name="Continue").click()
+    page.wait_for_url(f"{live_server.base_url}/form")
+    page.locator(f"#a-{objective}-0-text").fill("Keep this one")
+    page.get_by_role("button", name="Add another achievement").click()
+    page.locator(f"#a-{objective}-1-text").fill("Drop this one")
+    page.get_by_role("button", name="Remove this achievement").nth(1).click()
+    expect(page.locator(f"#a-{objective}-1-text")).to_have_count(0)
+    expect(page.locator("#autosave-status")).to_contain_text(
+        "Draft saved automatically", timeout=20_000
+    )
+    # The page now stands on the autosaved revision: saving by hand is no conflict.
+    page.locator(".actions-bar").get_by_role("button", name="Save draft").click()
+    expect(page.get_by_role("status")).to_contain_text("Draft saved")
+    context.close()
+    with Session(live_server.engine) as session:
+        saved = session.exec(
+            select(SubmissionRevision)
+            .where(SubmissionRevision.update_request_id == scenario.request_id)
+            .order_by(col(SubmissionRevision.number))
+        ).all()
+    assert len(saved) >= 2 and {r.kind for r in saved} == {RevisionKind.DRAFT}
+    assert [a["text"] for a in saved[-1].content["achievements"]] == ["Keep this one"]

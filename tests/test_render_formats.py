@@ -596,6 +596,13 @@ def test_docx_is_the_same_bytes_for_the_same_report() -> None:
     assert render(small_report(), "docx") == render(small_report(), "docx")
 
 
+def test_docx_body_ends_with_its_section_properties() -> None:
+    # Word wants w:sectPr last in the body; the writer appends paragraphs before it.
+    body = word(small_report()).element.body
+    assert body[-1].tag.endswith("}sectPr")
+    assert len(body.findall("{*}sectPr")) == 1
+
+
 def test_docx_drops_characters_word_cannot_hold() -> None:
     doc = small_report()
     doc.intro[0].text = "Bell\x07 and form feed\x0c gone"

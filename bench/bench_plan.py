@@ -201,6 +201,7 @@ def bench_backend(
     formats: list[Format],
     profile: str | None,
     scale: int,
+    pause_gc: bool = True,
 ) -> BackendResult:
     backend = databases.backend
     current: list[sa.Engine] = []
@@ -213,7 +214,7 @@ def bench_backend(
 
     print(f"[{backend}] import x{runs} ...", flush=True)
     import_timing, summary = time_runs(
-        lambda: import_into(current[0], text), runs, setup=fresh_database
+        lambda: import_into(current[0], text), runs, setup=fresh_database, pause_gc=pause_gc
     )
     engine = current[0]
 
@@ -229,13 +230,17 @@ def bench_backend(
 
     plan_id, year = summary.plan_id, summary.year
     doc = load_document(engine, plan_id, year)
-    build_timing, _ = time_runs(lambda: load_document(engine, plan_id, year), runs)
+    build_timing, _ = time_runs(
+        lambda: load_document(engine, plan_id, year), runs, pause_gc=pause_gc
+    )
 
     rows: list[list[object]] = []
     for fmt in formats:
         print(f"[{backend}] compile {fmt.value} x{runs} ...", flush=True)
-        compile_timing, _ = time_runs(partial(compile_report, engine, plan_id, year, fmt), runs)
-        baseline_timing, _ = time_runs(partial(baseline_render, doc, fmt), runs)
+        compile_timing, _ = time_runs(
+            partial(compile_report, engine, plan_id, year, fmt), runs, pause_gc=pause_gc
+        )
+        baseline_timing, _ = time_runs(partial(baseline_render, doc, fmt), runs, pause_gc=pause_gc)
         with count_queries(engine) as full_queries:
             compile_report(engine, plan_id, year, fmt)
         with count_queries(small_engine) as small_queries:
@@ -291,6 +296,11 @@ def main(argv: list[str] | None = None) -> int:
         choices=["import", "compile"],
         help="also print a cProfile of one import or one txt compile",
     )
+    parser.add_argument(
+        "--with-gc",
+        action="store_true",
+        help="leave the garbage collector running in timed calls (default: paused, as timeit)",
+    )
     args = parser.parse_args(argv)
 
     size = (
@@ -310,11 +320,13 @@ def main(argv: list[str] | None = None) -> int:
         f"Plan {size.label()} (agencies/actions/milestones), seed {args.seed}: "
         f"{len(text.encode('utf-8')):,} bytes, {text.count(chr(10)):,} lines; "
         f"query-count plan {small.label()}; {args.runs} runs each; Python "
-        f"{sys.version.split()[0]}, SQLAlchemy {sa.__version__}",
+        f"{sys.version.split()[0]}, SQLAlchemy {sa.__version__}; garbage collector "
+        f"{'running' if args.with_gc else 'paused'} in timed calls",
         flush=True,
     )
 
-    parse_timing, doc = time_runs(lambda: parse_report(text), args.runs)
+    pause_gc = not args.with_gc
+    parse_timing, doc = time_runs(lambda: parse_report(text), args.runs, pause_gc=pause_gc)
     summary_rows: list[list[object]] = [
         [
             "parse_report",
@@ -335,7 +347,14 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             try:
                 result = bench_backend(
-                    databases, text, small_text, args.runs, formats, args.profile, args.scale
+                    databases,
+                    text,
+                    small_text,
+                    args.runs,
+                    formats,
+                    args.profile,
+                    args.scale,
+                    pause_gc,
                 )
             finally:
                 databases.close()

@@ -55,12 +55,15 @@ def time_runs(
     *,
     setup: Callable[[], object] | None = None,
     teardown: Callable[[], object] | None = None,
+    pause_gc: bool = True,
 ) -> tuple[Timing, T]:
     """Run ``fn`` ``runs`` times; its timing and its last result.
 
     ``setup`` and ``teardown`` run around each call, outside the timed part (e.g. a fresh
-    database per run). The garbage collector runs before each call and is paused during it,
-    so one run does not pay for the garbage of the one before."""
+    database per run). The garbage collector runs before each call and, with ``pause_gc``
+    (as timeit does), is paused during it, so one run does not pay for the garbage of the
+    one before; pass ``pause_gc=False`` to include the collector's pauses, as a real process
+    would."""
     if runs < 1:
         raise ValueError("runs must be at least 1")
     durations: list[float] = []
@@ -69,7 +72,8 @@ def time_runs(
         if setup is not None:
             setup()
         gc.collect()
-        gc.disable()
+        if pause_gc:
+            gc.disable()
         try:
             started = time.perf_counter()
             results.append(fn())

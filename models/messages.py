@@ -26,6 +26,7 @@ from models.tables import (
     AnnualReport,
     Contact,
     Cycle,
+    CycleState,
     Milestone,
     Notification,
     Objective,
@@ -40,6 +41,7 @@ from models.tokens import issue_token
 from templates import environment
 
 DELIVERY_FAILED = "delivery_failed"
+NO_LINK_KINDS = (DELIVERY_FAILED, "published")
 # The review's kinds (their view: models.publishing.message_view).
 REVIEW_KINDS = ("changes_requested", "published")
 KINDS = (
@@ -197,7 +199,14 @@ class _View:
             cycle = session.get(Cycle, request.cycle_id)
         plan = session.get(Plan, cycle.plan_id) if cycle else None
         link = None
-        if request is not None and self.audience == "agency" and self.n.kind != DELIVERY_FAILED:
+        # A link only while its cycle is open: a notice after publication carries none.
+        if (
+            request is not None
+            and self.audience == "agency"
+            and self.n.kind not in NO_LINK_KINDS
+            and cycle is not None
+            and cycle.state == CycleState.OPEN
+        ):
             token = issue_token(session, request, self.now, notification_id=self.n.id)
             link = f"{self.base}/r/{token}"
         milestone_ids = [int(m) for m in context.get("milestone_ids", [])]

@@ -20,6 +20,9 @@ from typing import IO
 import redis
 from celery import Celery
 
+from config.celery import celery_config
+from config.settings import Settings
+
 ROOT = Path(__file__).resolve().parent.parent
 READY_TIMEOUT = 60.0
 
@@ -30,7 +33,8 @@ class WorkerProcess:
         self.log_path = log_path
         self.queue = env["REPORTCYCLE_TASK_QUEUE"]
         self.prefix = env.get("REPORTCYCLE_BROKER_KEY_PREFIX", "")
-        self.broker_url = env["REPORTCYCLE_BROKER_URL"]
+        # None: the embedded filesystem broker under REPORTCYCLE_DATA_DIR.
+        self.broker_url = env.get("REPORTCYCLE_BROKER_URL") or None
         self._process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
 
@@ -67,12 +71,15 @@ class WorkerProcess:
         return self.log_path.read_text(encoding="utf-8", errors="replace")
 
     def producer(self) -> Celery:
-        app = Celery("reportcycle-test-producer")
-        app.conf.update(
+        """An app that publishes where this worker consumes (same broker, queue, prefix)."""
+        settings = Settings(
+            data_dir=Path(self.env["REPORTCYCLE_DATA_DIR"]),
             broker_url=self.broker_url,
-            task_default_queue=self.queue,
-            broker_transport_options={"global_keyprefix": self.prefix},
+            task_queue=self.queue,
+            broker_key_prefix=self.prefix,
         )
+        app = Celery("reportcycle-test-producer")
+        app.conf.update(celery_config(settings))
         return app
 
     def enqueue(self, task: str, *args: object) -> None:
@@ -83,6 +90,7 @@ class WorkerProcess:
             app.close()
 
     def queue_is_empty(self) -> bool:
+        assert self.broker_url, "only for Redis"
         client = redis.Redis.from_url(self.broker_url)
         try:
             waiting = client.llen(self.prefix + self.queue)

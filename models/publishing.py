@@ -437,6 +437,7 @@ def published_page(
     published_by: str,
     base_url: str | None = None,
     download_prefix: str = "",
+    stylesheet: str | None = None,
 ) -> str:
     """The static HTML page of a published report: the report, its version, checksum and
     downloads. No script, no external resource."""
@@ -449,6 +450,7 @@ def published_page(
         files=list(files),
         published_on=published_at.astimezone(ZoneInfo(REPORT_TIMEZONE)).date(),
         download_prefix=download_prefix,
+        stylesheet=stylesheet,
     )
 
 

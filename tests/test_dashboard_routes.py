@@ -1,0 +1,453 @@
+"""The coordinator dashboard through FastAPI's TestClient, on the real databases."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+from sqlmodel import Session, col, select
+
+from config.settings import Settings
+from models import drafts
+from models.accounts import add_account
+from models.clock import SimulatedClock
+from models.tables import (
+    AuditEvent,
+    CycleState,
+    Notification,
+    ReportVersion,
+    RequestState,
+    VersionState,
+)
+from tests.review_helpers import (
+    ANSWERED,
+    Cycle2022,
+    complete_answer,
+    objective_ids,
+    open_2022,
+    submit,
+)
+from web.app import create_app
+from web.deps import WebOptions
+
+EMAIL = "ana@mbie.govt.nz"
+PASSWORD = "kia ora koutou 2023"
+START = ANSWERED + timedelta(days=2)
+ACHIEVEMENT = "Hotline launched <script>alert(1)</script> – ka pai."
+
+ClientFactory = Callable[..., TestClient]
+
+
+@pytest.fixture
+def c(session: Session, report_2021_text: str) -> Cycle2022:
+    cycle = open_2022(session, report_2021_text)
+    add_account(session, EMAIL, PASSWORD, START)
+    first = objective_ids(session, cycle.requests["MBIE"])[0]
+    submit(
+        session,
+        cycle.requests["MBIE"],
+        complete_answer(session, cycle.requests["MBIE"], achievements=[(first, ACHIEVEMENT)]),
+        author="kahu@mbie.govt.nz",
+    )
+    session.commit()
+    return cycle
+
+
+@pytest.fixture
+def clock() -> SimulatedClock:
+    return SimulatedClock(START)
+
+
+@pytest.fixture
+def enqueued() -> list[int]:
+    return []
+
+
+@pytest.fixture
+def make_client(
+    session: Session, tmp_path: Path, clock: SimulatedClock, enqueued: list[int]
+) -> Iterator[ClientFactory]:
+    """Clients of an app whose sessions join the test's rolled-back connection."""
+    connection = session.connection()
+    clients: list[TestClient] = []
+
+    def factory(**options: Any) -> TestClient:
+        settings = Settings(secret_key="s" * 48, data_dir=tmp_path / "data", broker_url=None)
+        app = create_app(
+            settings,
+            engine=connection.engine,
+            clock=clock,
+            session_factory=lambda: Session(
+                bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
+            ),
+            options=WebOptions(**options),
+        )
+        app.state.dashboard_enqueue = enqueued.extend
+        client = TestClient(app, base_url="http://testserver")
+        clients.append(client)
+        return client
+
+    yield factory
+    for client in clients:
+        client.close()
+
+
+def csrf_of(html: str) -> str:
+    match = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert match, "no CSRF field in the page"
+    return str(match[1])
+
+
+def sign_in(client: TestClient, email: str = EMAIL, password: str = PASSWORD) -> Any:
+    page = client.get("/dashboard/signin")
+    return client.post(
+        "/dashboard/signin",
+        data={"csrf": csrf_of(page.text), "email": email, "password": password},
+        follow_redirects=False,
+    )
+
+
+def signed_in(make_client: ClientFactory) -> tuple[TestClient, str]:
+    client = make_client()
+    response = sign_in(client)
+    assert response.status_code == 303 and response.headers["location"] == "/dashboard"
+    page = client.get("/dashboard")
+    assert page.status_code == 200
+    return client, csrf_of(page.text)
+
+
+def versions(session: Session) -> list[tuple[int, VersionState]]:
+    session.expire_all()
+    return [(v.number, v.state) for v in session.exec(select(ReportVersion))]
+
+
+def test_a_coordinator_cannot_approve_without_signing_in(
+    session: Session, c: Cycle2022, make_client: ClientFactory
+) -> None:
+    version = drafts.compile_cycle(session, c.cycle, START, "schedule")
+    session.commit()
+    client = make_client()
+    assert client.get("/dashboard", follow_redirects=False).headers["location"] == (
+        "/dashboard/signin"
+    )
+    for path in (
+        f"/dashboard/cycles/{c.cycle.id}",
+        f"/dashboard/cycles/{c.cycle.id}/draft",
+        f"/dashboard/cycles/{c.cycle.id}/audit.csv",
+    ):
+        response = client.get(path, follow_redirects=False)
+        assert response.status_code == 303, path
+    csrf = csrf_of(client.get("/dashboard/signin").text)
+
+    response = client.post(
+        f"/dashboard/cycles/{c.cycle.id}/approve",
+        data={"csrf": csrf, "version": str(version.number)},
+        follow_redirects=False,
+    )
+
+    assert response.status_code == 303
+    assert response.headers["location"] == "/dashboard/signin"
+    assert versions(session) == [(1, VersionState.DRAFT)]
+    session.refresh(c.cycle)
+    assert c.cycle.state is CycleState.OPEN
+
+
+def test_sign_in_with_the_right_password_only(
+    session: Session, c: Cycle2022, make_client: ClientFactory
+) -> None:
+    client = make_client()
+    wrong = sign_in(client, password="not the password at all")
+    assert wrong.status_code == 401
+    assert "The email or the password is not right." in wrong.text
+    unknown = sign_in(client, email="nobody@example.govt.nz")
+    assert unknown.status_code == 401
+    assert client.get("/dashboard", follow_redirects=False).status_code == 303
+
+    ok = sign_in(client, email="ANA@mbie.govt.nz")
+    assert ok.status_code == 303
+    page = client.get("/dashboard")
+    assert page.status_code == 200 and f"/dashboard/cycles/{c.cycle.id}" in page.text
+    assert EMAIL in page.text
+    actions = session.exec(
+        select(AuditEvent.action).where(col(AuditEvent.action).startswith("account."))
+    ).all()
+    assert actions.count("account.signin_failed") == 2 and "account.signed_in" in actions
+
+
+def test_sign_in_needs_the_csrf_token(c: Cycle2022, make_client: ClientFactory) -> None:
+    client = make_client()
+    client.get("/dashboard/signin")
+    response = client.post(
+        "/dashboard/signin",
+        data={"csrf": "forged", "email": EMAIL, "password": PASSWORD},
+        follow_redirects=False,
+    )
+    assert response.status_code == 403
+    assert client.get("/dashboard", follow_redirects=False).status_code == 303
+
+
+def test_failed_sign_ins_lock_the_account_then_the_address(
+    c: Cycle2022, make_client: ClientFactory, clock: SimulatedClock
+) -> None:
+    client = make_client()
+    for _ in range(5):
+        assert sign_in(client, password="wrong password!!").status_code == 401
+    locked = sign_in(client)
+    assert locked.status_code == 429, "the right password is refused while locked"
+    assert "Too many failed attempts for this account" in locked.text
+
+    clock.advance(timedelta(minutes=16))
+    assert sign_in(client).status_code == 303
+
+    # The address's own limit: ten attempts per window, whatever the account.
+    other = make_client()
+    statuses = [sign_in(other, email=f"x{i}@example.govt.nz").status_code for i in range(11)]
+    assert statuses[:10] == [401] * 10 and statuses[10] == 429
+
+
+def test_the_session_expires(
+    c: Cycle2022, make_client: ClientFactory, clock: SimulatedClock
+) -> None:
+    client = make_client(session_max_age_seconds=3600)
+    assert sign_in(client).status_code == 303
+    assert client.get("/dashboard").status_code == 200
+    clock.advance(timedelta(minutes=61))
+    response = client.get("/dashboard", follow_redirects=False)
+    assert response.headers["location"] == "/dashboard/signin"
+
+
+def test_every_dashboard_post_needs_the_csrf_token(
+    session: Session, c: Cycle2022, make_client: ClientFactory
+) -> None:
+    client, _csrf = signed_in(make_client)
+    for path, data in (
+        (f"/dashboard/cycles/{c.cycle.id}/compile", {}),
+        (f"/dashboard/cycles/{c.cycle.id}/approve", {"version": "1"}),
+        (
+            f"/dashboard/cycles/{c.cycle.id}/requests/{c.requests['NZP'].id}/changes",
+            {"comment": "More."},
+        ),
+        ("/dashboard/signout", {}),
+    ):
+        response = client.post(path, data={"csrf": "forged", **data}, follow_redirects=False)
+        assert response.status_code == 403, path
+    assert versions(session) == []
+    session.refresh(c.requests["NZP"])
+    assert c.requests["NZP"].state is not RequestState.CHANGES_REQUESTED
+
+
+def test_the_overview_shows_requests_messages_chart_and_who_has_not_answered(
+    session: Session, c: Cycle2022, make_client: ClientFactory
+) -> None:
+    client, _csrf = signed_in(make_client)
+    page = client.get(f"/dashboard/cycles/{c.cycle.id}")
+    assert page.status_code == 200
+    html = page.text
+    assert "1 of 8</strong> agencies have answered" in html
+    for acronym in ("NZP", "OT", "DIA"):
+        assert f'href="#agency-{acronym}"' in html
+    assert 'id="agency-MBIE" class="answered"' in html
+    assert "update request: 1 pending" in html, "messages and their delivery state"
+    assert "<svg" in html and 'class="bar status-on_track"' in html
+    assert "<script" not in html
+    assert not re.search(r'(src|href)="(https?:)?//', html), "no external resources"
+    assert "default-src 'self'" in page.headers["content-security-policy"]
+
+
+def test_request_changes_from_the_overview(
+    session: Session, c: Cycle2022, make_client: ClientFactory, enqueued: list[int]
+) -> None:
+    client, csrf = signed_in(make_client)
+    mbie = c.requests["MBIE"]
+    response = client.post(
+        f"/dashboard/cycles/{c.cycle.id}/requests/{mbie.id}/changes",
+        data={"csrf": csrf, "comment": "Add the <b>link</b>, please."},
+        follow_redirects=False,
+    )
+    assert response.status_code == 303
+    session.refresh(mbie)
+    assert mbie.state is RequestState.CHANGES_REQUESTED
+    assert mbie.change_comment == "Add the <b>link</b>, please."
+    claimed = session.exec(
+        select(Notification).where(Notification.kind == "changes_requested")
+    ).all()
+    assert [n.id for n in claimed] == enqueued and len(enqueued) == 1
+    page = client.get(response.headers["location"])
+    assert "Changes requested; 1 message(s) to send." in page.text
+    assert "Add the &lt;b&gt;link&lt;/b&gt;, please." in page.text
+
+    empty = client.post(
+        f"/dashboard/cycles/{c.cycle.id}/requests/{mbie.id}/changes",
+        data={"csrf": csrf, "comment": "   "},
+    )
+    assert empty.status_code == 409 and "the comment is empty" in empty.text
+
+
+def test_compile_edit_move_and_redline_from_the_draft(
+    session: Session, c: Cycle2022, make_client: ClientFactory
+) -> None:
+    client, csrf = signed_in(make_client)
+    compiled = client.post(
+        f"/dashboard/cycles/{c.cycle.id}/compile", data={"csrf": csrf}, follow_redirects=False
+    )
+    assert compiled.status_code == 303
+    draft = client.get(compiled.headers["location"])
+    assert "Compiled draft version 1." in draft.text
+    html = draft.text
+    assert "Hotline launched &lt;script&gt;alert(1)&lt;/script&gt; – ka pai." in html
+    assert '<span class="badge agency" title="Written by MBIE">MBIE</span>' in html
+    assert '<span class="badge not-updated">Not updated</span>' in html
+    entry = re.search(r'id="entry-(\d+)">\s*<p>[^\n]*Hotline launched', html)
+    assert entry, "the achievement has its controls"
+    entry_id = entry[1]
+
+    edit_page = client.get(f"/dashboard/cycles/{c.cycle.id}/entries/{entry_id}/edit")
+    assert "Hotline launched &lt;script&gt;" in edit_page.text
+    edited = client.post(
+        f"/dashboard/cycles/{c.cycle.id}/entries/{entry_id}/edit",
+        data={"csrf": csrf, "text": "Hotline launched – ka pai."},
+        follow_redirects=False,
+    )
+    assert edited.status_code == 303
+    assert versions(session) == [(1, VersionState.DRAFT), (2, VersionState.DRAFT)]
+    page = client.get(f"/dashboard/cycles/{c.cycle.id}/draft").text
+    assert "Edited by ana@mbie.govt.nz" in page
+
+    new_id = re.search(r'id="entry-(\d+)">\s*<p>[^\n]*Hotline launched – ka pai', page)
+    assert new_id
+    moved = client.post(
+        f"/dashboard/cycles/{c.cycle.id}/entries/{new_id[1]}/move",
+        data={"csrf": csrf, "direction": "further_work"},
+        follow_redirects=False,
+    )
+    assert moved.status_code == 303
+    assert len(versions(session)) == 3
+
+    redline = client.get(f"/dashboard/cycles/{c.cycle.id}/redline?from=1&to=2")
+    assert redline.status_code == 200
+    assert "<del>&lt;script&gt;alert(1)&lt;/script&gt; </del>" in redline.text
+    against_last_year = client.get(f"/dashboard/cycles/{c.cycle.id}/redline?from=last&to=3")
+    assert against_last_year.status_code == 200 and "<ins>" in against_last_year.text
+
+    old = client.get(f"/dashboard/cycles/{c.cycle.id}/draft?version=1")
+    assert "An earlier version: read only." in old.text
+    assert "/move" not in old.text
+    for fmt, start in (("txt", b"Plan"), ("docx", b"PK"), ("csv", b"pillar")):
+        download = client.get(f"/dashboard/cycles/{c.cycle.id}/versions/1.{fmt}")
+        assert download.status_code == 200 and download.content.startswith(start), fmt
+
+
+def test_approve_and_publish_then_the_published_version_cannot_be_changed(
+    session: Session,
+    c: Cycle2022,
+    make_client: ClientFactory,
+    tmp_path: Path,
+    enqueued: list[int],
+) -> None:
+    client, csrf = signed_in(make_client)
+    client.post(f"/dashboard/cycles/{c.cycle.id}/compile", data={"csrf": csrf})
+    approved = client.post(
+        f"/dashboard/cycles/{c.cycle.id}/approve",
+        data={"csrf": csrf, "version": "1"},
+        follow_redirects=False,
+    )
+    assert approved.status_code == 303
+    assert versions(session) == [(1, VersionState.APPROVED)]
+    version = session.exec(select(ReportVersion)).one()
+    assert (version.approved_by, version.approved_at) == (EMAIL, START)
+
+    published = client.post(
+        f"/dashboard/cycles/{c.cycle.id}/publish",
+        data={"csrf": csrf, "version": "1"},
+        follow_redirects=False,
+    )
+    assert published.status_code == 303
+    assert versions(session) == [(1, VersionState.PUBLISHED)]
+    session.refresh(c.cycle)
+    assert c.cycle.state is CycleState.PUBLISHED and c.cycle.closed_at == START
+    folder = tmp_path / "data" / "published" / c.plan.slug / "2022" / "v1"
+    assert (folder / "index.html").exists() and (folder / "SHA256SUMS").exists()
+    assert enqueued, "publication notices handed to the worker"
+
+    public = make_client().get(f"/reports/{c.plan.slug}/2022")
+    assert public.status_code == 200
+    assert "Hotline launched &lt;script&gt;alert(1)&lt;/script&gt; – ka pai." in public.text
+    assert version.checksum in public.text
+    txt = make_client().get(f"/reports/{c.plan.slug}/2022/{c.plan.slug}-2022-v1.txt")
+    assert txt.status_code == 200 and "Hotline launched <script>" in txt.text
+
+    content = dict(version.content)
+    again = client.post(
+        f"/dashboard/cycles/{c.cycle.id}/approve", data={"csrf": csrf, "version": "1"}
+    )
+    assert again.status_code == 409 and "already published" in again.text
+    # An edit after publication is a new draft; the published version stays as it was.
+    page = client.get(f"/dashboard/cycles/{c.cycle.id}/draft").text
+    entry = re.search(r'id="entry-(\d+)">\s*<p>[^\n]*Hotline launched', page)
+    assert entry
+    client.post(
+        f"/dashboard/cycles/{c.cycle.id}/entries/{entry[1]}/edit",
+        data={"csrf": csrf, "text": "Changed after publication."},
+    )
+    assert versions(session) == [(1, VersionState.PUBLISHED), (2, VersionState.DRAFT)]
+    session.refresh(version)
+    assert version.content == content
+
+
+def test_the_audit_log_page_and_csv(
+    session: Session, c: Cycle2022, make_client: ClientFactory
+) -> None:
+    client, csrf = signed_in(make_client)
+    client.post(f"/dashboard/cycles/{c.cycle.id}/compile", data={"csrf": csrf})
+    page = client.get(f"/dashboard/cycles/{c.cycle.id}/audit")
+    assert page.status_code == 200
+    assert "cycle.opened" in page.text and "draft.compiled" in page.text
+    exported = client.get(f"/dashboard/cycles/{c.cycle.id}/audit.csv")
+    assert exported.headers["content-type"].startswith("text/csv")
+    rows = list(csv.reader(io.StringIO(exported.text)))
+    assert rows[0] == ["at", "actor", "action", "agency", "subject", "detail"]
+    assert any(row[2] == "request.submitted" and row[3] == "MBIE" for row in rows)
+
+
+def test_a_get_never_changes_anything(
+    session: Session, c: Cycle2022, make_client: ClientFactory
+) -> None:
+    client, csrf = signed_in(make_client)
+    client.post(f"/dashboard/cycles/{c.cycle.id}/compile", data={"csrf": csrf})
+
+    def snapshot() -> dict[str, list[tuple[str, ...]]]:
+        session.expire_all()
+        tables = ("reportversion", "reportentry", "updaterequest", "notification", "cycle")
+        return {
+            name: sorted(
+                tuple(str(v) for v in row)
+                for row in session.connection().execute(sa.text(f"SELECT * FROM {name}"))  # noqa: S608
+            )
+            for name in tables
+        }
+
+    before = snapshot()
+    events = session.exec(select(sa.func.count()).select_from(AuditEvent)).one()
+    for path in (
+        "/dashboard",
+        f"/dashboard/cycles/{c.cycle.id}",
+        f"/dashboard/cycles/{c.cycle.id}/draft",
+        f"/dashboard/cycles/{c.cycle.id}/draft?version=1",
+        f"/dashboard/cycles/{c.cycle.id}/redline",
+        f"/dashboard/cycles/{c.cycle.id}/audit",
+        f"/dashboard/cycles/{c.cycle.id}/audit.csv",
+        f"/dashboard/cycles/{c.cycle.id}/versions/1.html",
+        f"/dashboard/cycles/{c.cycle.id}/approve",
+        f"/dashboard/cycles/{c.cycle.id}/publish",
+    ):
+        assert client.get(path).status_code in (200, 405), path
+    assert snapshot() == before
+    assert session.exec(select(sa.func.count()).select_from(AuditEvent)).one() == events

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 import sqlalchemy as sa
@@ -303,6 +304,19 @@ def test_a_body_over_the_limit_gets_413_and_nothing_saved(
     )
     response = client.post("/form", data=data)
     assert response.status_code == 413
+    # Without a Content-Length (chunked), the limit is counted as the body arrives.
+    body = urlencode(data).encode()
+
+    def chunks() -> Iterator[bytes]:
+        for start in range(0, len(body), 1024):
+            yield body[start : start + 1024]
+
+    streamed = client.post(
+        "/form",
+        content=chunks(),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert streamed.status_code == 413
     assert (
         session.exec(
             select(SubmissionRevision).where(

@@ -1,0 +1,242 @@
+"""End to end in a real Chromium: a coordinator signs in, sees the overview, compiles the
+draft, asks an agency for changes (the request goes out through a real SMTP server), the
+agency answers through the link in that mail, and the coordinator approves and publishes."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+import uvicorn
+from sqlmodel import Session, select
+
+from config.settings import Settings
+from models.accounts import add_account
+from models.contacts import add_contact
+from models.cycles import open_cycle
+from models.db import make_engine, upgrade
+from models.delivery import deliver_now
+from models.importer import import_report
+from models.messages import render_message
+from models.tables import Agency, Plan, RequestState, UpdateRequest
+from tests.review_helpers import complete_answer, objective_ids, submit
+from tests.services import free_port, unavailable
+from tests.smtp_server import SmtpServer
+from web.app import create_app
+from worker.notify import AppriseTransport
+
+pytestmark = [pytest.mark.browser, pytest.mark.smtp]
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
+ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
+EMAIL = "ana@mbie.govt.nz"
+PASSWORD = "correct horse battery staple"
+AGENCY_EMAIL = "sam@police.govt.nz"
+FIRST_ANSWER = "Police delivered awareness training to new recruits."
+COMMENT = "Please say how many frontline staff were trained."
+NEW_ANSWER = "Police trained 240 frontline staff to recognise trafficking – ka pai."
+
+
+@dataclass
+class Live:
+    base_url: str
+    engine: sa.Engine
+    plan_slug: str
+    cycle_id: int
+    nzp_request_id: int
+    data_dir: Path
+    enqueued: list[int]
+    transport: AppriseTransport
+
+
+@pytest.fixture
+def live(
+    db_url: str, tmp_path: Path, smtp_server: SmtpServer, report_2021_text: str
+) -> Iterator[Live]:
+    engine = make_engine(db_url)
+    upgrade(engine)
+    now = datetime.now(UTC)
+    with Session(engine, expire_on_commit=False) as session:
+        summary = import_report(session, report_2021_text, now)
+        plan = session.get(Plan, summary.plan_id)
+        assert plan is not None
+        agencies = {a.acronym: a for a in session.exec(select(Agency))}
+        add_contact(session, agencies["NZP"], AGENCY_EMAIL, now, name="Sam")
+        add_contact(session, agencies["MBIE"], EMAIL, now, coordinator=True)
+        add_account(session, EMAIL, PASSWORD, now)
+        opened = open_cycle(session, plan, 2022, (now + timedelta(days=60)).date(), now, EMAIL)
+        [nzp] = [r.request for r in opened.requests if r.agency.acronym == "NZP"]
+        # NZP has answered once already.
+        first = objective_ids(session, nzp)[0]
+        submit(
+            session,
+            nzp,
+            complete_answer(session, nzp, achievements=[(first, FIRST_ANSWER)]),
+            now=now,
+            author=AGENCY_EMAIL,
+        )
+        session.commit()
+        assert nzp.id is not None and opened.cycle.id is not None
+        slug, cycle_id, request_id = plan.slug, opened.cycle.id, nzp.id
+
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    data_dir = tmp_path / "data"
+    settings = Settings(secret_key="d" * 48, data_dir=data_dir, base_url=base_url)
+    app = create_app(settings, engine)
+    enqueued: list[int] = []
+    app.state.dashboard_enqueue = enqueued.extend
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise AssertionError("uvicorn did not start")
+        time.sleep(0.05)
+    transport = AppriseTransport(
+        mail_url=smtp_server.url,
+        mail_from="reportcycle@example.govt.nz",
+        outbox_dir=tmp_path / "outbox",
+        domain="example.govt.nz",
+    )
+    try:
+        yield Live(base_url, engine, slug, cycle_id, request_id, data_dir, enqueued, transport)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        engine.dispose()
+
+
+@pytest.fixture
+def browser() -> Iterator[object]:
+    if not CHROMIUM.exists():
+        unavailable(f"Chromium at {CHROMIUM}", "not installed")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+def deliver(live: Live, ids: list[int]) -> None:
+    deliver_now(
+        live.engine,
+        ids,
+        datetime.now(UTC),
+        live.transport,
+        render=lambda session, notification, now: render_message(
+            session, notification, now, base_url=live.base_url, timezone="Pacific/Auckland"
+        ),
+    )
+
+
+def test_a_coordinator_reviews_asks_for_a_change_approves_and_publishes(
+    live: Live, browser: object, smtp_server: SmtpServer
+) -> None:
+    from playwright.sync_api import Browser, expect
+
+    assert isinstance(browser, Browser)
+    ARTIFACTS.mkdir(exist_ok=True)
+    coordinator = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = coordinator.new_page()
+    page.goto(f"{live.base_url}/dashboard")
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    page.get_by_label("Email").fill(EMAIL)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="Reporting cycles")).to_be_visible()
+    page.get_by_role("link", name="2022").click()
+
+    # The overview: who answered, the chart, the agencies.
+    expect(page.get_by_role("heading", name="2022 reporting cycle")).to_be_visible()
+    expect(page.locator(".glance")).to_contain_text("1 of 8")
+    expect(page.locator("#agency-NZP")).to_contain_text("submitted")
+    expect(page.locator("figure.chart svg")).to_be_visible()
+    page.get_by_role("button", name="Compile the draft").click()
+    expect(page.get_by_role("status")).to_contain_text("Compiled draft version 1")
+    expect(page.locator(".report-draft")).to_contain_text(FIRST_ANSWER)
+    expect(page.locator(".report-draft .badge.not-updated").first).to_be_visible()
+    page.screenshot(path=str(ARTIFACTS / "dashboard-draft.png"), full_page=False)
+
+    page.get_by_role("link", name="Overview").click()
+    page.screenshot(path=str(ARTIFACTS / "dashboard-overview.png"), full_page=True)
+    row = page.locator("#agency-NZP")
+    row.get_by_text("Ask NZP for changes").click()
+    row.get_by_label("What should NZP change?").fill(COMMENT)
+    row.get_by_role("button", name="Request changes").click()
+    expect(page.get_by_role("status")).to_contain_text("Changes requested")
+    expect(page.locator("#agency-NZP")).to_contain_text("changes requested")
+
+    # The request goes out by mail; the agency follows the link in it.
+    assert live.enqueued, "the request for changes claimed a message"
+    deliver(live, list(live.enqueued))
+    [mail] = smtp_server.wait_for(1)
+    assert mail.subject == "Changes requested to NZP's 2022 progress update"
+    assert COMMENT in mail.text
+    found = re.search(re.escape(live.base_url) + r"/r/[A-Za-z0-9_-]+", mail.text)
+    assert found, mail.text
+    agency = browser.new_context()
+    form = agency.new_page()
+    form.goto(found[0])
+    form.get_by_label("Your email address").fill(AGENCY_EMAIL)
+    form.get_by_role("button", name="Continue").click()
+    form.wait_for_url(f"{live.base_url}/form")
+    expect(form.get_by_role("heading", name="The coordinator asked for changes")).to_be_visible()
+    expect(form.locator("main")).to_contain_text(COMMENT)
+    achievement = form.locator("textarea[id^='a-'][id$='-0-text']")
+    expect(achievement).to_have_value(FIRST_ANSWER)
+    achievement.fill(NEW_ANSWER)
+    form.get_by_role("button", name="Submit").click()
+    expect(form.get_by_role("status")).to_contain_text("Submitted")
+    agency.close()
+    with Session(live.engine) as session:
+        request = session.get(UpdateRequest, live.nzp_request_id)
+        assert request is not None and request.state is RequestState.SUBMITTED
+
+    # Back on the dashboard: compile again, approve, publish.
+    page.goto(f"{live.base_url}/dashboard/cycles/{live.cycle_id}")
+    expect(page.locator("#agency-NZP")).to_contain_text("submitted")
+    page.get_by_role("button", name="Compile the draft again").click()
+    expect(page.get_by_role("status")).to_contain_text("Compiled draft version 2")
+    expect(page.locator(".report-draft")).to_contain_text(NEW_ANSWER)
+    page.get_by_role("link", name="Overview").click()
+    page.get_by_role("button", name="Approve version 2").click()
+    expect(page.get_by_role("status")).to_contain_text("Version 2 approved")
+    page.get_by_role("button", name="Publish version 2").click()
+    expect(page.get_by_role("status")).to_contain_text("published")
+    expect(page.locator(".meta").first).to_contain_text("published")
+
+    page.get_by_role("link", name="The published 2022 report").click()
+    expect(page.locator("body")).to_contain_text(NEW_ANSWER)
+    expect(page.locator("body")).not_to_contain_text(FIRST_ANSWER)
+    coordinator.close()
+
+    folder = live.data_dir / "published" / live.plan_slug / "2022" / "v2"
+    published_html = (folder / f"{live.plan_slug}-2022-v2.html").read_text(encoding="utf-8")
+    assert NEW_ANSWER in published_html
+    assert NEW_ANSWER in (folder / "index.html").read_text(encoding="utf-8")
+    # The agency's link stopped working with the publication.
+    closed = browser.new_context().new_page()
+    response = closed.goto(found[0])
+    assert response is not None and response.status == 404

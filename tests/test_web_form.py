@@ -197,6 +197,8 @@ def test_continue_sets_a_safe_session_cookie_and_redirects_without_the_token(
     cookie = response.headers["set-cookie"].lower()
     assert "httponly" in cookie and "samesite=lax" in cookie
     assert "secure" not in cookie  # served over http here; https base URLs add it
+    form = client.get("/form")
+    assert csrf_of(form.text) != csrf_of(landing.text)  # a fresh CSRF token after Continue
     events = session.exec(
         select(AuditEvent).where(
             AuditEvent.action == "request.opened", AuditEvent.cycle_id == scenario.cycle_id

@@ -59,6 +59,8 @@ SESSION_REQUEST = "form_request"
 SESSION_LINK = "form_link"
 SESSION_WHO = "form_who"
 SESSION_FLASH = "form_flash"
+SESSION_SAVED = "form_saved"
+FORM_KEYS = (SESSION_REQUEST, SESSION_LINK, SESSION_WHO, SESSION_FLASH, SESSION_SAVED)
 _EMAIL = re.compile(r"[^@\s<>\"]+@[^@\s<>\"]+\.[^@\s<>\"]+")
 
 STATE_LABELS = {
@@ -158,7 +160,7 @@ async def continue_from_link(request: Request, token: str) -> Response:
     request_id, token_id = opened
     # A fresh CSRF token once the link is used; other keys (a coordinator's sign-in in the
     # same browser) are left alone.
-    for key in (SESSION_REQUEST, SESSION_LINK, SESSION_WHO, SESSION_FLASH, CSRF_SESSION_KEY):
+    for key in (*FORM_KEYS, CSRF_SESSION_KEY):
         request.session.pop(key, None)
     request.session[SESSION_REQUEST] = request_id
     request.session[SESSION_LINK] = token_id
@@ -219,7 +221,7 @@ def _aware(moment: datetime) -> datetime:
 
 
 def _session_ended(request: Request) -> HTMLResponse:
-    for key in (SESSION_REQUEST, SESSION_LINK, SESSION_WHO):
+    for key in FORM_KEYS:
         request.session.pop(key, None)
     return page("session_ended.html", status=401)
 
@@ -345,6 +347,8 @@ def _post_form(
             state.errors.append(FieldError("form", str(refused)))
             return _form_page(request, view, state, status=409)
         if autosave:
+            # Touch the session so its cookie is re-signed: someone typing for hours keeps it.
+            request.session[SESSION_SAVED] = result.revision_number
             return JSONResponse(
                 {"ok": True, "revision": result.revision_number, "at": _clock_text(app.now())}
             )

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 from sqlmodel import Session
 
 from cli.common import console, fail, load_settings, ready_engine
@@ -242,16 +241,12 @@ def audit_command(
         if as_csv:
             sys.stdout.write(export_audit(session, cycle))
             return
-        table = Table(title=f"{year} cycle: audit log")
-        for column in ("at (UTC)", "actor", "action", "subject", "detail"):
-            table.add_column(column)
+        console.print(f"{year} cycle: audit log (times in UTC)")
         for event in audit_events(session, cycle):
             detail = json.dumps(event.detail, ensure_ascii=False, sort_keys=True)
-            table.add_row(
-                event.at.strftime("%Y-%m-%d %H:%M"),
-                event.actor,
-                event.action,
-                event.subject or "",
-                detail if len(detail) <= 80 else detail[:79] + "…",
+            console.print(
+                f"{event.at:%Y-%m-%d %H:%M}  {event.action:<26} {event.actor}"
+                + (f"  {event.subject}" if event.subject else "")
+                + (f"  {detail}" if event.detail else ""),
+                markup=False,
             )
-        console.print(table)

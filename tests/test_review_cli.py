@@ -1,0 +1,109 @@
+"""The review commands end to end on a real database per backend (the ``env`` fixture):
+coordinator add, cycle compile, approve, publish (messages to the .eml outbox) and audit."""
+
+from __future__ import annotations
+
+import csv
+import email
+import email.policy
+import io
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from cli.main import app
+
+BASE = "https://reports.example.govt.nz"
+REPORT = Path(__file__).resolve().parent.parent / "models" / "data" / "nz-plan-of-action-2021.txt"
+PASSWORD = "a long enough password"
+
+
+@pytest.fixture
+def cli(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+    monkeypatch.setenv("REPORTCYCLE_BASE_URL", BASE)
+    monkeypatch.delenv("REPORTCYCLE_MAIL_URL", raising=False)
+    monkeypatch.delenv("REPORTCYCLE_OUTBOX_DIR", raising=False)
+    return CliRunner()
+
+
+def run(runner: CliRunner, *args: str, code: int = 0, stdin: str | None = None) -> str:
+    result = runner.invoke(app, list(args), input=stdin)
+    assert result.exit_code == code, f"{args}: exit {result.exit_code}\n{result.output}"
+    return result.output
+
+
+def test_compile_approve_publish_and_audit_from_the_command_line(
+    cli: CliRunner, env: dict[str, str], tmp_path: Path
+) -> None:
+    run(cli, "import", str(REPORT))
+    run(cli, "agency", "contact", "add", "NZP", "sam@police.govt.nz")
+    run(cli, "cycle", "open", "2022", "--deadline", "2023-02-28", "--now", "2022-11-01")
+
+    compiled = run(cli, "cycle", "compile", "2022", "--now", "2023-03-01")
+    assert "compiled the 2022 report: draft version 1" in compiled
+    assert "not answered: DIA, ENZ, INZ, MBIE, MFAT, MoJ, NZP, OT" in compiled
+    again = run(cli, "cycle", "compile", "2022", "--now", "2023-03-01T12:00")
+    assert "unchanged: version 1" in again
+
+    refused = run(cli, "cycle", "approve", "2022", "--by", "ana@mbie.govt.nz", code=1)
+    assert "ana@mbie.govt.nz is not a coordinator" in refused
+    short = run(
+        cli, "coordinator", "add", "ana@mbie.govt.nz", "--password-stdin", code=1, stdin="short\n"
+    )
+    assert "at least 12 characters" in short
+    added = run(
+        cli, "coordinator", "add", "Ana@MBIE.govt.nz", "--password-stdin", stdin=PASSWORD + "\n"
+    )
+    assert "coordinator ana@mbie.govt.nz can sign in" in added
+
+    unapproved = run(
+        cli,
+        "cycle",
+        "publish",
+        "2022",
+        "--by",
+        "ana@mbie.govt.nz",
+        "--out",
+        str(tmp_path / "site"),
+        code=1,
+    )
+    assert "only an approved version can be published" in unapproved
+    approved = run(
+        cli, "cycle", "approve", "2022", "--by", "ana@mbie.govt.nz", "--now", "2023-03-02"
+    )
+    assert "approved version 1 of the 2022 report" in approved
+    published = run(
+        cli,
+        "cycle",
+        "publish",
+        "2022",
+        "--by",
+        "ana@mbie.govt.nz",
+        "--out",
+        str(tmp_path / "site"),
+        "--now",
+        "2023-03-03",
+    )
+    assert "published version 1 of the 2022 report" in published
+    assert "delivered: 1 sent" in published
+    names = sorted(p.name for p in (tmp_path / "site").iterdir())
+    assert "index.html" in names and "SHA256SUMS" in names and len(names) == 7
+
+    outbox = Path(env["REPORTCYCLE_DATA_DIR"]) / "outbox"
+    mails = [
+        email.message_from_bytes(f.read_bytes(), policy=email.policy.default)
+        for f in sorted(outbox.glob("*.eml"))
+    ]
+    notice = [m for m in mails if "has been published" in str(m["subject"])]
+    assert len(notice) == 1 and notice[0]["to"] == "sam@police.govt.nz"
+    part = notice[0].get_body(preferencelist=("plain",))
+    assert part is not None
+    assert f"{BASE}/reports/plan-of-action-implementation-reports/2022" in str(part.get_content())
+
+    log = run(cli, "cycle", "audit", "2022", "--csv")
+    actions = [row[2] for row in csv.reader(io.StringIO(log))][1:]
+    for action in ("cycle.opened", "draft.compiled", "report.approved", "report.published"):
+        assert action in actions
+    table = run(cli, "cycle", "audit", "2022")
+    assert "report.published" in table

@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import email
 import email.policy
+import functools
 import logging
 import os
 import re
@@ -178,26 +179,33 @@ class PreparedEmail(NotifyEmail):
     @contextlib.contextmanager
     def _connection(self) -> Iterator[smtplib.SMTP]:
         """The connection the URL describes, as Apprise's own email plugin makes it."""
-        context = ssl.create_default_context()
-        if not self.verify_certificate:
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
         timeout = float(self.socket_connect_timeout)
         port = int(self.port or 25)
         smtp: smtplib.SMTP
         if self.secure_mode == "ssl":
+            context = _tls_context(bool(self.verify_certificate))
             smtp = smtplib.SMTP_SSL(self.smtp_host, port, timeout=timeout, context=context)
         else:
             smtp = smtplib.SMTP(self.smtp_host, port, timeout=timeout)
         try:
             if self.secure_mode == "starttls":
-                smtp.starttls(context=context)
+                smtp.starttls(context=_tls_context(bool(self.verify_certificate)))
             if self.user and self.password:
                 smtp.login(self.user, self.password)
             yield smtp
         finally:
             with contextlib.suppress(OSError, smtplib.SMTPException):
                 smtp.quit()
+
+
+@functools.cache
+def _tls_context(verify: bool) -> ssl.SSLContext:
+    # Loading the CA store takes tens of milliseconds: once per process, not per message.
+    context = ssl.create_default_context()
+    if not verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
 
 
 def parse_mail_url(url: str) -> dict[str, Any]:
@@ -245,6 +253,9 @@ def write_outbox(
 
 
 # --- the transport ---------------------------------------------------------------------------
+
+# One service per Apprise object: its thread pool would only add a hand-over per message.
+_SEQUENTIAL = apprise.AppriseAsset(async_mode=False)
 
 
 class AppriseTransport:
@@ -315,7 +326,7 @@ class AppriseTransport:
             domain=self.domain,
             date=date,
         )
-        sender = apprise.Apprise()
+        sender = apprise.Apprise(asset=_SEQUENTIAL)
         sender.add(service)
         result = sender.notify(body=message.text, title=message.subject)
         if not result:
@@ -329,7 +340,7 @@ class AppriseTransport:
     ) -> None:
         name = outbox_file_name(notification, date)
         url = f"{OUTBOX_SCHEMA}://?dir={quote(str(self.outbox_dir), safe='')}&name={name}"
-        sender = apprise.Apprise()
+        sender = apprise.Apprise(asset=_SEQUENTIAL)
         if not sender.add(url):
             raise DeliveryError("the outbox notification could not be loaded", permanent=False)
         result = sender.notify(body=prepared.as_string(), title="")

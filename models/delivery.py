@@ -259,10 +259,11 @@ def _record_sent(
         .execution_options(synchronize_session=False)
     )
     try:
-        session.exec(mark_sent)
+        marked = session.exec(mark_sent).rowcount == 1
         fresh = session.get(Notification, notification.id, populate_existing=True)
         assert fresh is not None
-        after_sent(session, fresh, now)
+        if marked:  # else a takeover of our stale claim has recorded it already
+            after_sent(session, fresh, now)
         session.commit()
     except Exception:
         # The message is out: being marked sent matters more than its side effects.

@@ -15,6 +15,7 @@ from sqlmodel import Session, col, select
 from models.delivery import (
     DELIVERY_FAILED,
     DeliveryPolicy,
+    RenderedMessage,
     attempt_delivery,
     deliver,
     deliver_now,
@@ -393,3 +394,52 @@ def test_deliver_now_retries_a_transient_failure_in_process(
 
     assert states == [DeliveryState.SENT]
     assert len(smtp_server.wait_for(1)) == 1
+
+
+class TakenOverMidSend:
+    """A transport so slow that its claim goes stale: while it sends, another worker takes the
+    row over (``deliver`` at a later instant) and sends it too."""
+
+    def __init__(self, inner: AppriseTransport, session: Session, after_sent: AfterSent) -> None:
+        self.inner = inner
+        self.session = session
+        self.after_sent = after_sent
+        self.takeover: DeliveryState | None = None
+
+    def send(self, notification: Notification, contact: Contact, message: RenderedMessage) -> None:
+        assert notification.id is not None
+        if self.takeover is None:
+            self.takeover = DeliveryState.PENDING  # the takeover itself sends normally
+            self.takeover = deliver(
+                self.session,
+                notification.id,
+                NOW + POLICY.stale_after + timedelta(seconds=1),
+                self,
+                policy=POLICY,
+                render=render,
+                after_sent=self.after_sent,
+            )
+        self.inner.send(notification, contact, message)
+
+
+def test_a_send_outliving_its_claim_is_a_duplicate_with_the_same_message_id(
+    session: Session, agency: Agency, smtp_server: SmtpServer, tmp_path: Path
+) -> None:
+    """The one window exactly-once cannot close (the server has the message, the worker has
+    not recorded it): the two copies carry the same Message-ID, and the row's side effects
+    happen once."""
+    contact = add_contact(session, agency, "aroha@mbie.example.org")
+    notification_id = add_notification(session, contact)
+    after_sent = AfterSent()
+    slow = TakenOverMidSend(transport_for(smtp_server, tmp_path), session, after_sent)
+
+    state = deliver(
+        session, notification_id, NOW, slow, policy=POLICY, render=render, after_sent=after_sent
+    )
+
+    assert slow.takeover is DeliveryState.SENT
+    assert state is DeliveryState.SENT
+    first, second = smtp_server.wait_for(2)
+    assert first.message_id == second.message_id == f"<notification-{notification_id}@{DOMAIN}>"
+    assert after_sent.calls == [notification_id]
+    assert row(session, notification_id).attempts == 2

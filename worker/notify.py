@@ -31,6 +31,7 @@ import contextlib
 import email
 import email.policy
 import functools
+import ipaddress
 import logging
 import os
 import re
@@ -380,8 +381,12 @@ class AppriseTransport:
 
 def message_domain(settings: Settings) -> str:
     """The Message-ID domain: the web app's host name (stable for an installation)."""
-    host = urlsplit(settings.base_url).hostname or "reportcycle.invalid"
-    return host if "." in host else f"{host}.reportcycle.invalid"
+    host = urlsplit(settings.base_url).hostname or ""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return host if "." in host else f"{host or 'reportcycle'}.reportcycle.invalid"
+    return "reportcycle.invalid"  # an address is no domain for a Message-ID
 
 
 def default_transport(settings: Settings) -> Transport:

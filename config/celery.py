@@ -25,6 +25,7 @@ from config.settings import Settings
 
 SEND_TASK = "reportcycle.send_notification"
 SWEEP_TASK = "reportcycle.sweep"
+COMPILE_DUE_TASK = "reportcycle.compile_due"
 
 
 def soft_time_limit(settings: Settings) -> int:
@@ -89,7 +90,13 @@ def celery_config(settings: Settings) -> dict[str, Any]:
                 "schedule": float(interval),
                 # A sweep queued behind a long outage is useless once the next one is due.
                 "options": {"expires": float(interval)},
-            }
+            },
+            # Compiles a cycle's draft once its deadline passes or every request is in.
+            "compile_due": {
+                "task": COMPILE_DUE_TASK,
+                "schedule": float(interval),
+                "options": {"expires": float(interval)},
+            },
         },
     }
 

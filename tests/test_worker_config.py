@@ -58,7 +58,7 @@ def test_settings_refuse_a_time_limit_at_or_above_the_visibility_timeout(tmp_pat
 def test_beat_sweeps_at_the_configured_interval(tmp_path: Path) -> None:
     config = celery_config(redis_settings(tmp_path, sweep_interval_seconds=120))
 
-    [entry] = config["beat_schedule"].values()
+    entry = config["beat_schedule"]["sweep"]
     assert entry["task"] == SWEEP_TASK
     assert entry["schedule"] == 120
     assert entry["options"]["expires"] <= 120

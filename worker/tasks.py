@@ -14,7 +14,7 @@ from typing import Any
 from celery import Task, shared_task
 from sqlmodel import Session
 
-from config.celery import SEND_TASK, SWEEP_TASK, retry_countdown
+from config.celery import COMPILE_DUE_TASK, SEND_TASK, SWEEP_TASK, retry_countdown
 from config.settings import Settings, get_settings
 from models.clock import parse_instant, system_clock
 from models.db import get_engine, session_scope
@@ -96,6 +96,22 @@ def sweep(self: Task[Any, Any], now: str | None = None) -> dict[str, int]:
     if result.deferred:
         log.info("sweep deferred: %s", result.deferred)
     return {"claimed": len(due), "requeued": len(set(lost) - set(due)), "queued": queued}
+
+
+@shared_task(bind=True, name=COMPILE_DUE_TASK, ignore_result=True)
+def compile_due(self: Task[Any, Any], now: str | None = None) -> dict[str, int]:
+    """Compile the draft of every open cycle that has become due (``models.publishing.
+    compile_due_cycles``: deadline passed, or every request submitted; once per trigger)."""
+    from models.publishing import compile_due_cycles
+
+    settings = get_settings()
+    engine = get_engine(settings.sqlalchemy_url)
+    at = parse_instant(now, settings.timezone) if now else _now()
+    with session_scope(engine) as session:
+        done = compile_due_cycles(session, at, timezone=settings.timezone)
+    if done:
+        log.info("compiled due cycles: %s", [(d.year, d.trigger, d.version) for d in done])
+    return {"compiled": len(done)}
 
 
 def _now_kwargs(now: str | None) -> dict[str, str]:

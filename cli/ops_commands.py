@@ -191,10 +191,12 @@ def serve(*, host: str, port: int, concurrency: int | None) -> int:
         children.append(Child("web", [*me, "web", "--host", host, "--port", str(port)], env))
         children.append(Child("worker", worker_argv, env))
         if _wait_for_port(host, port, children[0], stop):
-            console.print(f"\nreportcycle is running: dashboard at {base_url}/")
+            console.print(f"\nreportcycle is running: dashboard at {base_url}/dashboard")
             console.print(
-                "add the first coordinator: reportcycle coordinator add EMAIL\n"
-                "press Ctrl-C to stop\n"
+                "add the first coordinator (in another terminal, same settings): "
+                "reportcycle coordinator add EMAIL\n"
+                "press Ctrl-C to stop\n",
+                markup=False,
             )
         while not stop.is_set():
             dead = [child for child in children if not child.running()]

@@ -153,7 +153,8 @@ def wait_healthy(server: Running, port: int) -> None:
 def serve_and_stop(port: int, base_url: str) -> str:
     with running("serve", "--port", str(port), "--concurrency", "1") as server:
         wait_healthy(server, port)
-        assert f"dashboard at {base_url}/" in server.output
+        assert f"dashboard at {base_url}/dashboard" in server.output
+        assert httpx.get(f"http://127.0.0.1:{port}/dashboard", timeout=10).status_code < 500
         assert "reportcycle coordinator add EMAIL" in server.output
 
         # A task through the broker this command runs on, processed by its worker.

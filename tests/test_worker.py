@@ -230,6 +230,25 @@ def test_smtp_451_is_retried_by_the_worker_and_delivered_once(
     assert smtp_server.data_started == 3
 
 
+def test_smtp_server_down_then_back_is_delivered_once_by_the_worker(
+    world: World, smtp_server: SmtpServer, celery_app: Celery, celery_worker: Any
+) -> None:
+    notification_id = world.update_request_ids[0]
+    smtp_server.stop()
+
+    celery_app.send_task(SEND_TASK, args=[notification_id])
+    wait_until(
+        "a failed attempt", lambda: world.notification(notification_id).last_error is not None
+    )
+    assert "refused the connection" in (world.notification(notification_id).last_error or "")
+    smtp_server.start()
+
+    wait_until("the message sent", lambda: world.states()[notification_id] is DeliveryState.SENT)
+    wait_until("the queue drained", lambda: queue_is_empty(celery_app))
+    assert len(smtp_server.messages) == 1
+    assert world.notification(notification_id).attempts >= 2
+
+
 def test_a_refused_recipient_fails_and_the_worker_tells_the_coordinator(
     world: World, smtp_server: SmtpServer, celery_app: Celery, celery_worker: Any
 ) -> None:

@@ -195,9 +195,11 @@ class Settings(BaseSettings):
                     InitErrorDetails(
                         type=PydanticCustomError(
                             "missing_setting",
-                            "not set; server mode requires it"
+                            # Named in the message too: Celery and uvicorn print the
+                            # field's name, not the variable's.
+                            "not set; server mode requires {variable}"
                             + (" (or {file_variable})" if name in FILE_VARIABLE_FIELDS else ""),
-                            {"file_variable": env_name(name) + "_FILE"},
+                            {"variable": env_name(name), "file_variable": env_name(name) + "_FILE"},
                         ),
                         loc=(name,),
                         input=None,

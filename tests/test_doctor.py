@@ -244,7 +244,7 @@ def test_server_mode_names_every_missing_variable(tmp_path: Path, monkeypatch: A
     )
     assert result.returncode == 1
     for name in ("REPORTCYCLE_SECRET_KEY", "REPORTCYCLE_DATABASE_URL", "REPORTCYCLE_BROKER_URL"):
-        assert f"{name}: not set; server mode requires it" in result.stderr
+        assert f"{name}: not set; server mode requires {name}" in result.stderr
 
 
 def test_short_secret_is_a_problem(local: Path, monkeypatch: Any) -> None:

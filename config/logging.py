@@ -183,6 +183,22 @@ class LineFormatter(logging.Formatter):
         return line.replace("\r", "").replace("\n", "\\n")
 
 
+class _StderrHandler(logging.StreamHandler[TextIO]):
+    """Writes to whatever ``sys.stderr`` is when a record is emitted (as logging's own last
+    resort does), so a replaced stderr (a test's capture, a daemon) never gets a stale one."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: TextIO) -> None:
+        pass
+
+
 def _is_ours(handler: logging.Handler) -> bool:
     return getattr(handler, "_reportcycle", False) is True
 
@@ -194,7 +210,9 @@ def configure_logging(
 
     Idempotent: calling it again replaces the handler it installed before.
     """
-    handler = logging.StreamHandler(stream or sys.stderr)
+    handler: logging.StreamHandler[TextIO] = (
+        logging.StreamHandler(stream) if stream is not None else _StderrHandler()
+    )
     handler.setFormatter(JsonFormatter() if settings.log_json else LineFormatter())
     redactor = RedactingFilter()
     handler.addFilter(redactor)

@@ -39,7 +39,7 @@ from sqlmodel import Session, col
 
 from models.contacts import Recipient, active_contacts, recipient_label, split_recipients
 from models.cycles import OPEN_MILESTONE
-from models.notifications import Claim, ClaimItem, claim_notifications, digest_key
+from models.notifications import Claim, ClaimItem, claim_notifications, digest_key, table_of
 from models.notifications import taken_item_keys as _taken
 from models.policy import ReminderPolicy
 from models.tables import (
@@ -499,8 +499,9 @@ def _flag_slipped(
             )
             digest.slipped.append(milestone_id)
     if flagged:
-        session.execute(
-            sa.insert(AuditEvent),
+        # Core executemany: one cached statement, however many milestones slipped.
+        session.connection().execute(
+            sa.insert(table_of(AuditEvent)),
             [
                 {
                     "at": now,

@@ -126,16 +126,16 @@ def open_command(
             f"{verb} the {year} cycle of {found.slug}: deadline {due.isoformat()}, "
             f"{len(opened.requests)} agencies, {len(opened.notification_ids)} messages"
         )
+        labels = _recipients_by_agency(session, opened.notification_ids)
         for item in opened.requests:
             if item.has_contacts:
-                console.print(
-                    f"  {item.agency.acronym:<10} update request to {item.messages} recipient(s)"
-                )
+                to = ", ".join(labels.get(item.agency.id or 0, []))
+                console.print(f"  {item.agency.acronym:<10} update request to {to}")
             else:
                 console.print(
                     f"  {item.agency.acronym:<10} no contacts: request left pending; add one "
-                    f"with reportcycle agency contact add {item.agency.acronym} EMAIL, then "
-                    f"reportcycle cycle resend {year} {item.agency.acronym}"
+                    f"with reportcycle agency contact add {item.agency.acronym} EMAIL and the "
+                    "next sweep sends it"
                 )
         if dry_run:
             session.rollback()
@@ -143,6 +143,20 @@ def open_command(
             return
         session.commit()
     _deliver(engine, opened.notification_ids, clock)
+
+
+def _recipients_by_agency(session: Session, ids: list[int]) -> dict[int, list[str]]:
+    from sqlmodel import col, select
+
+    from models.tables import Notification
+
+    found: dict[int, list[str]] = {}
+    rows = session.exec(
+        select(Notification).where(col(Notification.id).in_(ids)).order_by(col(Notification.id))
+    )
+    for notification in rows:
+        found.setdefault(notification.agency_id or 0, []).append(notification.recipient)
+    return found
 
 
 @cycle_app.command("status")
@@ -223,14 +237,15 @@ def sweep_command(now: NowOption = None, dry_run: DryRunOption = False) -> None:
             console.print(f"nothing sent now: {result.deferred}")
             return
         verb = "would send" if dry_run else "claimed"
+        late = f"{result.update_requests} update request(s), " if result.update_requests else ""
         console.print(
-            f"{verb} {result.messages} message(s): {result.milestone_reminders} milestone "
+            f"{verb} {result.messages} message(s): {late}{result.milestone_reminders} milestone "
             f"reminder(s), {result.deadline_reminders} deadline reminder(s), "
             f"{result.escalations} escalation(s), "
             f"{len(result.slipped_milestone_ids)} milestone(s) newly slipped"
         )
         for digest in result.digests:
-            parts = []
+            parts = ["update request"] if digest.kind == "update_request" else []
             if digest.milestone_reminders:
                 parts.append(f"{digest.milestone_reminders} milestone(s) due")
             if digest.deadline_days is not None:

@@ -34,6 +34,10 @@ LINK_REISSUED = "link_reissued"
 OPEN_MILESTONE = (MilestoneStatus.PLANNED, MilestoneStatus.ON_TRACK, MilestoneStatus.DELAYED)
 
 
+def update_request_key(request_id: int | None, contact: Contact, channel: str) -> str:
+    return f"{UPDATE_REQUEST}:r{request_id}:c{contact.id}:{channel}"
+
+
 class CycleError(ValueError):
     """A cycle operation that cannot be done; the message says why and what to do."""
 
@@ -146,7 +150,7 @@ def open_cycle(
             claims.append(
                 Claim(
                     kind=UPDATE_REQUEST,
-                    key=f"{UPDATE_REQUEST}:r{request.id}:c{contact.id}:{channel}",
+                    key=update_request_key(request.id, contact, channel),
                     contact=contact,
                     channel=channel,
                     context={

@@ -38,7 +38,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col
 
 from models.contacts import Recipient, active_contacts, recipient_label, split_recipients
-from models.cycles import OPEN_MILESTONE
+from models.cycles import OPEN_MILESTONE, UPDATE_REQUEST, update_request_key
 from models.notifications import Claim, ClaimItem, claim_notifications, digest_key, table_of
 from models.notifications import taken_item_keys as _taken
 from models.policy import ReminderPolicy
@@ -85,6 +85,8 @@ class SweepResult:
     # Why nothing went out (weekend, holiday, quiet hours); None when the sweep ran.
     deferred: str | None = None
     notification_ids: list[int] = field(default_factory=list)
+    # Update requests sent late: the agency had no contacts when the cycle opened.
+    update_requests: int = 0
     milestone_reminders: int = 0
     deadline_reminders: int = 0
     escalations: int = 0
@@ -255,6 +257,7 @@ def sweep(
         for digest in digests.values()
         if digest.items
     ]
+    claims += _requests_to_send(requests, by_agency)
     claimed = claim_notifications(session, claims, now)
     result.notification_ids = [notification_id for notification_id, _claim in claimed]
     _summarise(result, claimed)
@@ -437,6 +440,35 @@ def _deadline_and_escalation(
             offer(digest, item, _add_escalation(escalation))
 
 
+def _requests_to_send(
+    requests: list[_Request], by_agency: dict[int, list[Recipient]]
+) -> list[Claim]:
+    """Update requests still pending because the agency had no contacts when the cycle
+    opened: sent to the contacts it has now. The key is the one ``open_cycle`` uses, so a
+    recipient that already has its request (sent or on its way) gets nothing twice."""
+    claims = []
+    for request in requests:
+        if request.state != RequestState.PENDING:
+            continue
+        for contact, channel in by_agency.get(request.agency_id, []):
+            claims.append(
+                Claim(
+                    kind=UPDATE_REQUEST,
+                    key=update_request_key(request.id, contact, channel),
+                    contact=contact,
+                    channel=channel,
+                    context={
+                        "cycle_id": request.cycle_id,
+                        "update_request_id": request.id,
+                        "agency_id": request.agency_id,
+                    },
+                    cycle_id=request.cycle_id,
+                    agency_id=request.agency_id,
+                )
+            )
+    return claims
+
+
 def _set_deadline(days: int) -> Callable[[_Digest], None]:
     def apply(digest: _Digest) -> None:
         digest.deadline_days = days
@@ -538,6 +570,7 @@ def _summarise(result: SweepResult, claimed: list[tuple[int, Claim]]) -> None:
                 slipped=len(context.get("slipped_milestone_ids", [])),
             )
         )
+    result.update_requests = sum(1 for _id, claim in claimed if claim.kind == UPDATE_REQUEST)
     result.milestone_reminders = len(reasons["mr"])
     result.deadline_reminders = len(reasons["dr"])
     result.escalations = len(reasons["esc"])

@@ -82,7 +82,8 @@ def test_cycle_open_dry_run_then_open_send_status_sweep_and_resend(
 
     dry = run(cli, *open_args, "--dry-run")
     assert "would open the 2022 cycle" in dry
-    assert "MBIE       update request to 1 recipient(s)" in dry
+    assert "MBIE       update request to alice@mbie.govt.nz" in dry
+    assert "NZP        update request to bob@police.govt.nz" in dry
     assert "DIA        no contacts" in dry
     assert "dry run: nothing written, nothing sent" in dry
     assert count(env, "cycle") == 0 and count(env, "notification") == 0

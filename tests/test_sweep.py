@@ -21,6 +21,7 @@ from models.policy import ReminderPolicy
 from models.sweep import SweepResult, sweep
 from models.tables import (
     AuditEvent,
+    Contact,
     Milestone,
     MilestoneStatus,
     Notification,
@@ -246,6 +247,26 @@ def _texts(session: Session, result: SweepResult, email: str) -> list[str]:
             assert milestone is not None
             texts.append(milestone.text)
     return sorted(texts)
+
+
+def test_an_agency_given_a_contact_after_the_cycle_opened_gets_its_request_from_the_sweep(
+    session: Session,
+) -> None:
+    built = build_plan(session)
+    _open(session, built)
+    assert sweep(session, nz("2022-02-02"), settings()).update_requests == 0
+    dia = Contact(agency_id=built.agencies["DIA"].id or 0, email="dee@dia.govt.nz", name="Dee")
+    session.add(dia)
+    session.flush()
+    later = sweep(session, nz("2022-02-03"), settings())
+    assert later.update_requests == 1
+    (request,) = to(session, later.notification_ids, "dee@dia.govt.nz")
+    assert request.kind == "update_request"
+    message = _render(session, request, nz("2022-02-03"))
+    assert message.subject == "Please send DIA's 2022 progress update by Friday 2 December 2022"
+    assert "Kia ora Dee," in message.text and f"{BASE}/r/" in message.text
+    # Nobody else gets a second request, and Dee not a second one either.
+    assert sweep(session, nz("2022-02-04"), settings()).messages == 0
 
 
 def test_weekends_and_quiet_hours_defer_to_the_next_working_morning(session: Session) -> None:

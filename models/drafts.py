@@ -38,13 +38,14 @@ here.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
+from sqlalchemy.orm import defer
 from sqlmodel import Session, col, delete, select
 
 from models import audit
@@ -208,51 +209,69 @@ def previous_report(session: Session, plan_id: int, year: int) -> AnnualReport |
 
 
 def load_drafts(session: Session, annual_id: int) -> dict[int, ObjectiveDraft]:
-    """An annual report's objective reports as drafts, by objective id (four queries)."""
-    reports = {
-        r.id: r
-        for r in session.exec(
-            select(ObjectiveReport).where(ObjectiveReport.annual_report_id == annual_id)
-        )
-    }
-    drafts = {
-        r.objective_id: ObjectiveDraft(r.objective_id, intro=r.intro) for r in reports.values()
-    }
-    by_report = {report_id: drafts[r.objective_id] for report_id, r in reports.items()}
+    """An annual report's objective reports as drafts, by objective id (four queries, plain
+    rows: no ORM objects, which cost more than the query on a large plan)."""
     report_ids = select(ObjectiveReport.id).where(ObjectiveReport.annual_report_id == annual_id)
-    for row in session.exec(
-        select(ObjectiveReportAgency)
+    drafts: dict[int, ObjectiveDraft] = {}
+    by_report: dict[int, ObjectiveDraft] = {}
+    for report_id, objective_id, intro in session.execute(
+        sa.select(
+            col(ObjectiveReport.id), col(ObjectiveReport.objective_id), col(ObjectiveReport.intro)
+        ).where(col(ObjectiveReport.annual_report_id) == annual_id)
+    ).all():
+        drafts[objective_id] = by_report[report_id] = ObjectiveDraft(objective_id, intro=intro)
+    for report_id, agency_id, name in session.execute(
+        sa.select(
+            col(ObjectiveReportAgency.objective_report_id),
+            col(ObjectiveReportAgency.agency_id),
+            col(ObjectiveReportAgency.name_as_written),
+        )
         .where(col(ObjectiveReportAgency.objective_report_id).in_(report_ids))
         .order_by(col(ObjectiveReportAgency.position))
-    ):
-        by_report[row.objective_report_id].active.append((row.agency_id, row.name_as_written))
-    entries = session.exec(
-        select(ReportEntry)
-        .where(col(ReportEntry.objective_report_id).in_(report_ids))
-        .order_by(col(ReportEntry.position), col(ReportEntry.id))
-    ).all()
+    ).all():
+        by_report[report_id].active.append((agency_id, name))
     entry_ids = select(ReportEntry.id).where(col(ReportEntry.objective_report_id).in_(report_ids))
     links: dict[int, list[Link]] = defaultdict(list)
-    for link in session.exec(
-        select(EntryLink)
+    for entry_id, title, url, site in session.execute(
+        sa.select(
+            col(EntryLink.entry_id), col(EntryLink.title), col(EntryLink.url), col(EntryLink.site)
+        )
         .where(col(EntryLink.entry_id).in_(entry_ids))
         .order_by(col(EntryLink.position))
-    ):
-        links[link.entry_id].append(Link(title=link.title, url=link.url, site=link.site))
-    for entry in entries:
-        by_report[entry.objective_report_id].entries[entry.section].append(
+    ).all():
+        links[entry_id].append(Link(title=title, url=url, site=site))
+    for row in session.execute(
+        sa.select(
+            col(ReportEntry.id),
+            col(ReportEntry.objective_report_id),
+            col(ReportEntry.section),
+            col(ReportEntry.text),
+            col(ReportEntry.agency_id),
+            col(ReportEntry.origin),
+            col(ReportEntry.milestone_id),
+            col(ReportEntry.not_updated),
+            col(ReportEntry.style),
+            col(ReportEntry.updated_by),
+            col(ReportEntry.updated_at),
+        )
+        .where(col(ReportEntry.objective_report_id).in_(report_ids))
+        .order_by(col(ReportEntry.position), col(ReportEntry.id))
+    ).all():
+        (entry_id, report_id, section, text, agency_id, origin, milestone_id) = row[:7]
+        not_updated, style, updated_by, updated_at = row[7:]
+        by_report[report_id].entries[Section(section)].append(
             DraftEntry(
-                section=entry.section,
-                text=entry.text,
-                agency_id=entry.agency_id,
-                origin=entry.origin,
-                milestone_id=entry.milestone_id,
-                not_updated=entry.not_updated,
-                style=entry.style,
-                links=links.get(entry.id or 0, []),
-                updated_by=entry.updated_by,
-                updated_at=entry.updated_at,
-                id=entry.id,
+                section=Section(section),
+                text=text,
+                agency_id=agency_id,
+                origin=EntryOrigin(origin),
+                milestone_id=milestone_id,
+                not_updated=bool(not_updated),
+                style=EntryStyle(style),
+                links=links.get(entry_id, []),
+                updated_by=updated_by,
+                updated_at=updated_at,
+                id=entry_id,
             )
         )
     return drafts
@@ -261,11 +280,26 @@ def load_drafts(session: Session, annual_id: int) -> dict[int, ObjectiveDraft]:
 # --- compiling ----------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _Milestone:
+    """What compiling needs of a milestone (plain rows are far cheaper than ORM objects)."""
+
+    id: int
+    objective_id: int
+    lead_agency_id: int | None
+    text: str
+    due_start: date | None
+    due_end: date | None
+    status: MilestoneStatus
+    completed_on: date | None
+    first_reported_year: int
+
+
 @dataclass
 class _Plan:
     objectives: list[Objective]
-    milestones_by_objective: dict[int, list[Milestone]]
-    milestones: dict[int, Milestone]
+    milestones_by_objective: dict[int, list[_Milestone]]
+    milestones: dict[int, _Milestone]
 
 
 def _load_plan(session: Session, plan_id: int) -> _Plan:
@@ -274,16 +308,38 @@ def _load_plan(session: Session, plan_id: int) -> _Plan:
             select(Objective).where(Objective.plan_id == plan_id).order_by(col(Objective.position))
         )
     )
-    by_objective: dict[int, list[Milestone]] = defaultdict(list)
-    milestones: dict[int, Milestone] = {}
-    for milestone in session.exec(select(Milestone).where(Milestone.plan_id == plan_id)):
-        assert milestone.id is not None
+    by_objective: dict[int, list[_Milestone]] = defaultdict(list)
+    milestones: dict[int, _Milestone] = {}
+    for row in session.execute(
+        sa.select(
+            col(Milestone.id),
+            col(Milestone.objective_id),
+            col(Milestone.lead_agency_id),
+            col(Milestone.text),
+            col(Milestone.due_start),
+            col(Milestone.due_end),
+            col(Milestone.status),
+            col(Milestone.completed_on),
+            col(Milestone.first_reported_year),
+        ).where(col(Milestone.plan_id) == plan_id)
+    ).all():
+        milestone = _Milestone(
+            id=row[0],
+            objective_id=row[1],
+            lead_agency_id=row[2],
+            text=row[3],
+            due_start=row[4],
+            due_end=row[5],
+            status=MilestoneStatus(row[6]),
+            completed_on=row[7],
+            first_reported_year=row[8],
+        )
         milestones[milestone.id] = milestone
         by_objective[milestone.objective_id].append(milestone)
     return _Plan(objectives, by_objective, milestones)
 
 
-def _due_order(milestone: Milestone) -> tuple[Any, ...]:
+def _due_order(milestone: _Milestone) -> tuple[Any, ...]:
     return (
         milestone.due_start is None,
         milestone.due_start or date.max,
@@ -539,98 +595,147 @@ def annual_report(session: Session, cycle: Cycle, now: datetime) -> AnnualReport
     return annual
 
 
+def _table(model: type[Any]) -> sa.Table:
+    table = model.__table__
+    assert isinstance(table, sa.Table)
+    return table
+
+
 def write_drafts(
     session: Session,
     annual: AnnualReport,
     drafts: Mapping[int, ObjectiveDraft],
     now: datetime,
     actor: str,
+    *,
+    stored: Mapping[int, ObjectiveDraft] | None = None,
 ) -> int:
     """Store the drafts as the annual report's rows; objectives whose draft is unchanged keep
-    their rows (and entry ids). Returns how many objective reports were written."""
+    their rows (and entry ids). Returns how many objective reports were written.
+
+    Bulk statements (one executemany per table), so the number of queries does not grow with
+    the plan."""
     assert annual.id is not None
-    stored = load_drafts(session, annual.id)
-    reports = {
-        r.objective_id: r
-        for r in session.exec(
-            select(ObjectiveReport).where(ObjectiveReport.annual_report_id == annual.id)
-        )
+    if stored is None:
+        stored = load_drafts(session, annual.id)
+    session.flush()
+    report_ids: dict[int, int] = {
+        objective_id: report_id
+        for report_id, objective_id in session.execute(
+            sa.select(col(ObjectiveReport.id), col(ObjectiveReport.objective_id)).where(
+                col(ObjectiveReport.annual_report_id) == annual.id
+            )
+        ).all()
     }
-    gone = [reports[oid] for oid in reports if oid not in drafts]
+    gone = [oid for oid in report_ids if oid not in drafts]
     changed = [
         oid
         for oid, draft in drafts.items()
         if oid not in stored or stored[oid].comparable() != draft.comparable()
     ]
-    _clear(
-        session,
-        [r for r in gone if r.id is not None] + [reports[o] for o in changed if o in reports],
-    )
-    for old in gone:
-        session.delete(old)
-    session.flush()
-    entry_rows: list[tuple[ReportEntry, list[Link]]] = []
-    for objective_id in changed:
-        draft = drafts[objective_id]
-        report = reports.get(objective_id)
-        if report is None:
-            report = ObjectiveReport(annual_report_id=annual.id, objective_id=objective_id)
-        report.intro = draft.intro
-        session.add(report)
-        session.flush()
-        assert report.id is not None
-        for position, (agency_id, name) in enumerate(draft.active):
-            session.add(
-                ObjectiveReportAgency(
-                    objective_report_id=report.id,
-                    agency_id=agency_id,
-                    position=position,
-                    name_as_written=name,
-                )
+    _clear_ids(session, [report_ids[o] for o in [*gone, *changed] if o in report_ids])
+    if gone:
+        session.execute(
+            sa.delete(_table(ObjectiveReport)).where(
+                _table(ObjectiveReport).c.id.in_([report_ids[o] for o in gone])
             )
+        )
+    for objective_id in changed:
+        known = stored.get(objective_id)
+        if objective_id in report_ids and (
+            known is None or known.intro != drafts[objective_id].intro
+        ):
+            session.execute(
+                sa.update(_table(ObjectiveReport))
+                .where(_table(ObjectiveReport).c.id == report_ids[objective_id])
+                .values(intro=drafts[objective_id].intro)
+            )
+    new = [o for o in changed if o not in report_ids]
+    if new:
+        session.execute(
+            sa.insert(_table(ObjectiveReport)),
+            [
+                {"annual_report_id": annual.id, "objective_id": o, "intro": drafts[o].intro}
+                for o in new
+            ],
+        )
+        for report_id, objective_id in session.execute(
+            sa.select(col(ObjectiveReport.id), col(ObjectiveReport.objective_id)).where(
+                col(ObjectiveReport.annual_report_id) == annual.id,
+                col(ObjectiveReport.objective_id).in_(new),
+            )
+        ).all():
+            report_ids[objective_id] = report_id
+    agency_rows: list[dict[str, Any]] = []
+    entry_rows: list[dict[str, Any]] = []
+    links: dict[tuple[int, Section, int], list[Link]] = {}
+    for objective_id in changed:
+        report_id = report_ids[objective_id]
+        draft = drafts[objective_id]
+        agency_rows.extend(
+            {
+                "objective_report_id": report_id,
+                "agency_id": agency_id,
+                "position": position,
+                "name_as_written": name,
+            }
+            for position, (agency_id, name) in enumerate(draft.active)
+        )
         for section in Section:
             for position, entry in enumerate(draft.entries[section]):
                 entry_rows.append(
-                    (
-                        ReportEntry(
-                            objective_report_id=report.id,
-                            section=section,
-                            position=position,
-                            style=entry.style,
-                            text=entry.text,
-                            milestone_id=entry.milestone_id,
-                            agency_id=entry.agency_id,
-                            origin=entry.origin,
-                            not_updated=entry.not_updated,
-                            updated_by=entry.updated_by or actor,
-                            updated_at=entry.updated_at or now,
-                        ),
-                        entry.links,
-                    )
+                    {
+                        "objective_report_id": report_id,
+                        "section": section,
+                        "position": position,
+                        "style": entry.style,
+                        "text": entry.text,
+                        "milestone_id": entry.milestone_id,
+                        "agency_id": entry.agency_id,
+                        "origin": entry.origin,
+                        "not_updated": entry.not_updated,
+                        "updated_by": entry.updated_by or actor,
+                        "updated_at": entry.updated_at or now,
+                    }
                 )
-    session.add_all([row for row, _ in entry_rows])
-    session.flush()
-    for row, links in entry_rows:
-        assert row.id is not None
-        for position, link in enumerate(links):
-            session.add(
-                EntryLink(
-                    entry_id=row.id,
-                    position=position,
-                    title=link.title,
-                    url=link.url,
-                    site=link.site,
+                if entry.links:
+                    links[(report_id, section, position)] = entry.links
+    if agency_rows:
+        session.execute(sa.insert(_table(ObjectiveReportAgency)), agency_rows)
+    if entry_rows:
+        session.execute(sa.insert(_table(ReportEntry)), entry_rows)
+    if links:
+        written = [report_ids[o] for o in changed]
+        link_rows: list[dict[str, Any]] = []
+        for entry_id, report_id, section, position in session.execute(
+            sa.select(
+                col(ReportEntry.id),
+                col(ReportEntry.objective_report_id),
+                col(ReportEntry.section),
+                col(ReportEntry.position),
+            ).where(col(ReportEntry.objective_report_id).in_(written))
+        ).all():
+            for index, link in enumerate(links.get((report_id, Section(section), position), [])):
+                link_rows.append(
+                    {
+                        "entry_id": entry_id,
+                        "position": index,
+                        "title": link.title,
+                        "url": link.url,
+                        "site": link.site,
+                    }
                 )
-            )
+        if link_rows:
+            session.execute(sa.insert(_table(EntryLink)), link_rows)
     if changed or gone or annual.last_updated is None:
         annual.last_updated = now.astimezone(ZoneInfo(REPORT_TIMEZONE)).date()
         session.add(annual)
     session.flush()
+    session.expire_all()
     return len(changed) + len(gone)
 
 
-def _clear(session: Session, reports: Iterable[ObjectiveReport]) -> None:
-    ids = [r.id for r in reports if r.id is not None]
+def _clear_ids(session: Session, ids: list[int]) -> None:
     if not ids:
         return
     entry_ids = select(ReportEntry.id).where(col(ReportEntry.objective_report_id).in_(ids))
@@ -639,7 +744,6 @@ def _clear(session: Session, reports: Iterable[ObjectiveReport]) -> None:
     session.exec(
         delete(ObjectiveReportAgency).where(col(ObjectiveReportAgency.objective_report_id).in_(ids))
     )
-    session.expire_all()
 
 
 # --- versions ---------------------------------------------------------------------------------
@@ -647,12 +751,14 @@ def _clear(session: Session, reports: Iterable[ObjectiveReport]) -> None:
 
 def versions(session: Session, cycle: Cycle) -> list[ReportVersion]:
     """The cycle year's report versions, oldest first."""
+    # The content (the whole report as JSON) loads only when a version is opened.
     return list(
         session.exec(
             select(ReportVersion)
             .join(AnnualReport, col(AnnualReport.id) == ReportVersion.annual_report_id)
             .where(AnnualReport.plan_id == cycle.plan_id, AnnualReport.year == cycle.year)
             .order_by(col(ReportVersion.number))
+            .options(defer(ReportVersion.content))  # type: ignore[arg-type]
         )
     )
 
@@ -664,6 +770,7 @@ def latest_version(session: Session, cycle: Cycle) -> ReportVersion | None:
         .where(AnnualReport.plan_id == cycle.plan_id, AnnualReport.year == cycle.year)
         .order_by(col(ReportVersion.number).desc())
         .limit(1)
+        .options(defer(ReportVersion.content))  # type: ignore[arg-type]
     ).first()
 
 
@@ -752,7 +859,7 @@ def compile_cycle_result(
     stored = load_drafts(session, annual.id)
     for objective_id, draft in drafts.items():
         _keep_stamps(draft, stored.get(objective_id))
-    written = write_drafts(session, annual, drafts, now, actor)
+    written = write_drafts(session, annual, drafts, now, actor, stored=stored)
     version, created = snapshot(session, cycle, annual, now, actor)
     audit.record(
         session,
@@ -846,7 +953,7 @@ def _edit(
         subject=f"entry:{entry_id}",
         detail=detail,
     )
-    write_drafts(session, annual, {**drafts}, now, actor)
+    write_drafts(session, annual, drafts, now, actor, stored=load_drafts(session, annual.id))
     version, _created = snapshot(session, cycle, annual, now, actor)
     return version
 
@@ -930,59 +1037,89 @@ class ReviewNotes:
     entries: dict[int, EntryNote]
 
 
-def review_notes(session: Session, cycle: Cycle) -> ReviewNotes:
-    """Who answered, milestones no longer planned (with reasons), and per entry of the working
-    draft its origin and author."""
-    answers = submitted_answers(session, cycle)
-    agencies = {a.id: a for a in session.exec(select(Agency)) if a.id is not None}
+def review_notes(session: Session, cycle: Cycle, *, entries: bool = True) -> ReviewNotes:
+    """Who answered, milestones no longer planned (with reasons), counts of carried-forward
+    entries and offered achievements, and (``entries``) per entry of the working draft its
+    origin and author. A fixed number of queries, no answer parsed."""
+    from models.submissions import WITHDRAWN_NOTE
+
+    acronyms = dict(session.execute(sa.select(col(Agency.id), col(Agency.acronym))).all())
     requested = session.exec(
         select(UpdateRequest.agency_id).where(UpdateRequest.cycle_id == cycle.id)
     ).all()
-    dropped_ids = {
-        item.milestone_id: (agency_id, item.reason)
-        for agency_id, submitted in answers.items()
-        for item in submitted.answer.milestones
-        if item.progress is MilestoneProgress.DROPPED
-    }
-    milestones = (
-        {
-            m.id: m
-            for m in session.exec(select(Milestone).where(col(Milestone.id).in_(list(dropped_ids))))
-        }
-        if dropped_ids
-        else {}
+    answered = set(
+        session.exec(
+            select(UpdateRequest.agency_id)
+            .join(
+                SubmissionRevision,
+                col(SubmissionRevision.update_request_id) == col(UpdateRequest.id),
+            )
+            .where(
+                UpdateRequest.cycle_id == cycle.id,
+                col(SubmissionRevision.kind) == RevisionKind.SUBMITTED,
+            )
+            .distinct()
+        ).all()
     )
+    # Dropped in this cycle: the submission that dropped it stamped updated_at.
+    dropped_query = sa.select(
+        col(Milestone.id),
+        col(Milestone.objective_id),
+        col(Milestone.lead_agency_id),
+        col(Milestone.text),
+        col(Milestone.due_text),
+        col(Milestone.status_note),
+    ).where(
+        col(Milestone.plan_id) == cycle.plan_id,
+        col(Milestone.status) == MilestoneStatus.DROPPED,
+        col(Milestone.updated_at) >= cycle.opened_at,
+        sa.or_(col(Milestone.status_note).is_(None), col(Milestone.status_note) != WITHDRAWN_NOTE),
+    )
+    if cycle.closed_at is not None:
+        dropped_query = dropped_query.where(col(Milestone.updated_at) <= cycle.closed_at)
     dropped = [
         DroppedMilestone(
             milestone_id=mid,
-            objective_id=milestones[mid].objective_id,
-            agency=agencies[agency_id].acronym,
-            text=milestones[mid].text,
-            due=milestones[mid].due_text,
-            reason=(reason or "").strip() or None,
+            objective_id=objective_id,
+            agency=acronyms.get(lead, "") if lead else "",
+            text=text,
+            due=due,
+            reason=(note or "").strip() or None,
         )
-        for mid, (agency_id, reason) in sorted(dropped_ids.items())
-        if mid in milestones
+        for mid, objective_id, lead, text, due, note in session.execute(
+            dropped_query.order_by(col(Milestone.id))
+        ).all()
     ]
-    annual = session.exec(
-        select(AnnualReport).where(
-            AnnualReport.plan_id == cycle.plan_id, AnnualReport.year == cycle.year
-        )
-    ).first()
+    report_ids = (
+        select(ObjectiveReport.id)
+        .join(AnnualReport, col(AnnualReport.id) == ObjectiveReport.annual_report_id)
+        .where(AnnualReport.plan_id == cycle.plan_id, AnnualReport.year == cycle.year)
+    )
+    offered_entry = sa.and_(
+        col(ReportEntry.section) != Section.MILESTONE, col(ReportEntry.milestone_id).is_not(None)
+    )
+    offered, carried = session.execute(
+        sa.select(
+            sa.func.count().filter(offered_entry),
+            sa.func.count().filter(col(ReportEntry.origin) == EntryOrigin.CARRIED_FORWARD),
+        ).where(col(ReportEntry.objective_report_id).in_(report_ids))
+    ).one()
     notes: dict[int, EntryNote] = {}
-    offered = carried = 0
-    if annual is not None and annual.id is not None:
-        report_ids = select(ObjectiveReport.id).where(ObjectiveReport.annual_report_id == annual.id)
-        for entry in session.exec(
-            select(ReportEntry).where(col(ReportEntry.objective_report_id).in_(report_ids))
-        ):
-            assert entry.id is not None
-            offered_milestone = (
-                entry.milestone_id if entry.section is not Section.MILESTONE else None
+    if entries:
+        for entry_id, section, origin, updated_by, milestone_id in session.execute(
+            sa.select(
+                col(ReportEntry.id),
+                col(ReportEntry.section),
+                col(ReportEntry.origin),
+                col(ReportEntry.updated_by),
+                col(ReportEntry.milestone_id),
+            ).where(col(ReportEntry.objective_report_id).in_(report_ids))
+        ).all():
+            notes[entry_id] = EntryNote(
+                EntryOrigin(origin).value,
+                updated_by,
+                milestone_id if Section(section) is not Section.MILESTONE else None,
             )
-            offered += offered_milestone is not None
-            carried += entry.origin is EntryOrigin.CARRIED_FORWARD
-            notes[entry.id] = EntryNote(entry.origin.value, entry.updated_by, offered_milestone)
     last_compile = session.exec(
         select(AuditEvent)
         .where(AuditEvent.cycle_id == cycle.id, AuditEvent.action == COMPILED)
@@ -991,13 +1128,11 @@ def review_notes(session: Session, cycle: Cycle) -> ReviewNotes:
     ).first()
     stale = list(last_compile.detail.get("stale_edits", [])) if last_compile else []
     return ReviewNotes(
-        answered=sorted(agencies[a].acronym for a in answers),
-        not_answered=sorted(
-            agencies[a].acronym for a in requested if a not in answers and a in agencies
-        ),
+        answered=sorted(acronyms[a] for a in answered if a in acronyms),
+        not_answered=sorted(acronyms[a] for a in requested if a not in answered and a in acronyms),
         dropped=dropped,
-        offered=offered,
-        carried_forward=carried,
+        offered=int(offered or 0),
+        carried_forward=int(carried or 0),
         stale_edits=stale,
         entries=notes,
     )

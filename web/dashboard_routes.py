@@ -279,7 +279,7 @@ def overview_page(request: Request, cycle_id: int) -> Response:
     def work(app: AppState, db: Session, account: Account) -> Response:
         cycle, _plan = _cycle(db, cycle_id)
         view = overview(db, cycle)
-        notes = drafts.review_notes(db, cycle)
+        notes = drafts.review_notes(db, cycle, entries=False)
         return page(
             request,
             "overview.html",

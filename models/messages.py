@@ -291,10 +291,20 @@ class _View:
             .where(col(UpdateRequest.id).in_(ids))
             .order_by(col(Agency.acronym))
         ).all()
+        with_contacts = set(
+            self.session.exec(
+                select(Contact.agency_id).where(
+                    col(Contact.agency_id).in_([agency.id for _r, agency, _c in rows]),
+                    col(Contact.active),
+                    col(Contact.is_coordinator).is_(False),
+                )
+            ).all()
+        )
         return [
             {
                 "acronym": agency.acronym,
                 "name": agency.full_name,
+                "contacts": agency.id in with_contacts,
                 "deadline": long_date(cycle.deadline),
                 "days_late": max((self.today - cycle.deadline).days, 0),
                 "state": _STATE_LABELS.get(request.state, request.state.value),

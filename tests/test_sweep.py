@@ -196,6 +196,13 @@ def test_deadline_reminders_14_7_and_1_days_before_then_weekly_escalation(
     for acronym in ("DIA", "MBIE", "NZP", "OT"):
         assert f"  - {acronym} (" in message.text
     assert "3 days late (due Friday 2 December 2022)" in message.text
+    assert (
+        "DIA (Department of Internal Affairs): 3 days late (due Friday 2 December 2022); "
+        'not sent yet; no contacts: add one with "reportcycle agency contact add DIA EMAIL"'
+    ) in message.text
+    assert "OT (Oranga Tamariki): 3 days late (due Friday 2 December 2022); not sent yet\n" in (
+        message.text
+    )
 
     (to_olive,) = to(session, results[date(2022, 12, 5)].notification_ids, "olive@ot.govt.nz")
     message = _render(session, to_olive, nz("2022-12-05"))

@@ -69,11 +69,13 @@ def demo_command(
 ) -> None:
     """Play a whole 2022 reporting cycle on the bundled real 2021 report, with no services.
 
-    Imports the report into a fresh SQLite database under --out, adds demo contacts, opens
-    the 2022 cycle and plays the year with a simulated clock: update requests, milestone
-    reminders, slip flags, deadline reminders, an escalation, agencies answering through the
-    real form, a request for changes, then the draft compiled, approved and published.
-    Messages are written as .eml files to --out/outbox. Running it again starts over.
+    A fresh SQLite database, demo contacts and a simulated clock, all under --out.
+
+    Sweeps send reminders, slip notices and an escalation as .eml files to --out/outbox.
+
+    Agencies answer through the real form; the coordinator asks for changes, then publishes.
+
+    Running it again starts over in the same folder.
     """
     from cli.demo_browser import DemoError
     from cli.demo_year import DemoYear

@@ -286,7 +286,7 @@ VISITS: tuple[Visit, ...] = (
                 "victims.",
             ),
         ),
-        link_from="latest",
+        link_from="update_request",
         why="submitted after the 7-day reminder",
     ),
     Visit(
@@ -303,7 +303,7 @@ VISITS: tuple[Visit, ...] = (
                 "of every new Police recruit.",
             ),
         ),
-        link_from="latest",
+        link_from="update_request",
         why="submitted after the 7-day reminder",
     ),
     Visit(

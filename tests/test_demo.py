@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -19,6 +20,7 @@ from typer.testing import CliRunner
 from cli import demo_script as script
 from cli.demo_browser import Mail, read_outbox
 from cli.main import app
+from config import settings as settings_module
 from models.db import make_engine
 from models.tables import (
     AuditEvent,
@@ -71,10 +73,15 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
         patch.setenv("REPORTCYCLE_DATA_DIR", str(data_dir))
         patch.setenv("REPORTCYCLE_DATABASE_URL", f"sqlite:///{data_dir / 'real.db'}")
         patch.delenv("REPORTCYCLE_MAIL_URL", raising=False)
-        first = _run(out)
-        published = _published(out)
-        outbox = Counter(mail.kind for mail in read_outbox(out / "outbox"))
-        second = _run(out)
+        # Anything reading the settings would see the directory the test checks is untouched.
+        settings_module.get_settings.cache_clear()
+        try:
+            first = _run(out)
+            published = _published(out)
+            outbox = Counter(mail.kind for mail in read_outbox(out / "outbox"))
+            second = _run(out)
+        finally:
+            settings_module.get_settings.cache_clear()
     return DemoRun(out, second, first, published, outbox, data_dir)
 
 
@@ -84,9 +91,11 @@ def mails(demo: DemoRun) -> list[Mail]:
 
 
 @pytest.fixture(scope="module")
-def db(demo: DemoRun) -> Session:
+def db(demo: DemoRun) -> Iterator[Session]:
     engine = make_engine(f"sqlite:///{demo.out / 'reportcycle.db'}")
-    return Session(engine)
+    with Session(engine) as session:
+        yield session
+    engine.dispose()
 
 
 @pytest.fixture(scope="module")

@@ -227,6 +227,7 @@ class DemoYear:
                 self.settings,
                 self.engine,
                 clock=self.clock,
+                # Every person here comes from the TestClient's one address: no rate limit.
                 options=WebOptions(token_attempts=10_000),
             )
             # The dashboard hands claimed messages to Celery; here they go out in-process.

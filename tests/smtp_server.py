@@ -53,11 +53,12 @@ class ReceivedMail:
         return str(self.message["Message-ID"])
 
     def part(self, subtype: str) -> str:
-        """The decoded text of the ``text/{subtype}`` part ("plain" or "html")."""
+        """The decoded text of the ``text/{subtype}`` part ("plain" or "html"), with the
+        wire's CRLF line ends read as "\\n"."""
         body = self.message.get_body(preferencelist=(subtype,))
         if body is None or body.get_content_subtype() != subtype:
             raise AssertionError(f"the message has no text/{subtype} part")
-        return str(body.get_content())
+        return str(body.get_content()).replace("\r\n", "\n")
 
     @property
     def text(self) -> str:

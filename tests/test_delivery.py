@@ -30,6 +30,19 @@ POLICY = DeliveryPolicy(stale_after=timedelta(minutes=5), max_attempts=3)
 DOMAIN = "reportcycle.example.org"
 
 
+# Long enough that a message is many SMTP lines (bare LF line ends would make it one).
+MILESTONES_TEXT = "".join(
+    f"- Quarter {q} 2022 – Te Manatū Hauora milestone {n} with a long description\n"
+    for n in range(40)
+    for q in (1, 2)
+)
+MILESTONES_HTML = (
+    "<ul>"
+    + "".join(f"<li>Quarter 2 2022 – milestone {n} &amp; its description</li>\n" for n in range(80))
+    + "</ul>"
+)
+
+
 @dataclass(frozen=True)
 class StubMessage:
     subject: str
@@ -41,8 +54,10 @@ def render(session: Session, notification: Notification, now: datetime) -> StubM
     """A stand-in for models.messages.render_message: what the transport must carry."""
     return StubMessage(
         subject=f"Reminder {notification.id}: Ministry of Business, Innovation & Employment",
-        text=f"Kia ora,\nplease report on milestone {notification.id}.\nhttps://rc.example/t/x",
-        html=f"<p>Kia ora,</p><p>please report on milestone {notification.id} &amp; more.</p>",
+        text=f"Kia ora,\nplease report on milestone {notification.id}.\nhttps://rc.example/t/x\n"
+        + MILESTONES_TEXT,
+        html=f"<p>Kia ora,</p><p>please report on milestone {notification.id} &amp; more.</p>\n"
+        + MILESTONES_HTML,
     )
 
 
@@ -154,6 +169,9 @@ def test_a_message_goes_out_once_with_text_html_and_a_stable_message_id(
     assert f"please report on milestone {notification_id}." in mail.text
     assert "https://rc.example/t/x" in mail.text
     assert f"milestone {notification_id} &amp; more" in mail.html
+    assert MILESTONES_TEXT in mail.text
+    assert MILESTONES_HTML in mail.html
+    assert all(len(line) <= 998 for line in mail.raw.split(b"\r\n"))
     stored = row(session, notification_id)
     assert stored.state is DeliveryState.SENT
     assert stored.sent_at == NOW

@@ -28,8 +28,9 @@ READY_TIMEOUT = 60.0
 
 
 class WorkerProcess:
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+    def __init__(self, env: dict[str, str], log_path: Path, *, concurrency: int = 1) -> None:
         self.env = env
+        self.concurrency = concurrency
         self.log_path = log_path
         self.queue = env["REPORTCYCLE_TASK_QUEUE"]
         self.prefix = env.get("REPORTCYCLE_BROKER_KEY_PREFIX", "")
@@ -42,7 +43,7 @@ class WorkerProcess:
         self._log = self.log_path.open("ab")
         argv = [
             sys.executable, "-m", "celery", "-A", "worker.app", "worker",
-            "--loglevel=INFO", "--pool=prefork", "--concurrency=1",
+            "--loglevel=INFO", "--pool=prefork", f"--concurrency={self.concurrency}",
             "--without-mingle", "--without-gossip", "--without-heartbeat",
             "-Q", self.queue, "-n", f"test-{uuid.uuid4().hex[:8]}@%h",
         ]  # fmt: skip

@@ -41,8 +41,12 @@ import ssl
 import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from email.message import EmailMessage
-from email.utils import format_datetime, formataddr
+from email.charset import QP, Charset
+from email.header import Header
+from email.message import Message
+from email.mime.multipart import MIMEMultipart
+from email.mime.nonmultipart import MIMENonMultipart
+from email.utils import format_datetime, formataddr, parseaddr
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
@@ -62,10 +66,11 @@ log = logging.getLogger(__name__)
 
 OUTBOX_SCHEMA = "outbox"
 EMAIL_SCHEMAS = ("mailto", "mailtos")
-# 7bit: non-ASCII bodies go quoted-printable/base64, so any SMTP server takes them.
-# Lines up to RFC 5322's 998: CPython folds a long Subject right after "Subject:", which
-# its own parser (and some clients) then read with a leading space.
-MAIL_POLICY = email.policy.SMTP.clone(cte_type="7bit", max_line_length=998)
+# smtplib sends bytes as they are: the lines must already end in CRLF.
+WIRE = email.policy.compat32.clone(linesep="\r\n")
+# Quoted-printable: 7-bit safe for any server, and still readable in an .eml file.
+_BODY_CHARSET = Charset("utf-8")
+_BODY_CHARSET.body_encoding = QP
 _SAFE_FILE_NAME = re.compile(r"^[0-9]{8}T[0-9]{6}-n[0-9]+-[a-z0-9_-]+\.eml$")
 
 
@@ -86,21 +91,35 @@ def build_email(
     from_header: str,
     domain: str,
     date: datetime,
-) -> EmailMessage:
-    """The RFC 5322 message: headers, a text/plain part and a text/html alternative."""
-    mail = EmailMessage(policy=MAIL_POLICY)
-    mail["Subject"] = " ".join(message.subject.split())
-    mail["From"] = from_header
-    mail["To"] = formataddr((contact.name or "", contact.email))
+) -> Message:
+    """The RFC 5322 message: headers, a text/plain part and a text/html alternative.
+
+    Built with the classic ``email.mime`` classes (as Apprise does): the header registry of
+    ``EmailMessage`` parses every header it is given and costs more than the SMTP exchange."""
+    mail = MIMEMultipart("alternative")
+    mail["Subject"] = _header("Subject", " ".join(message.subject.split()))
+    mail["From"] = formataddr(parseaddr(from_header), charset="utf-8")
+    mail["To"] = formataddr((contact.name or "", contact.email), charset="utf-8")
     mail["Date"] = format_datetime(date.astimezone(UTC))
     mail["Message-ID"] = message_id(notification, domain)
     # RFC 3834: out-of-office replies must not answer this.
     mail["Auto-Submitted"] = "auto-generated"
     mail["X-Reportcycle-Notification"] = str(notification.id)
     mail["X-Reportcycle-Kind"] = notification.kind
-    mail.set_content(message.text)
-    mail.add_alternative(message.html, subtype="html")
+    mail.attach(_text_part(message.text, "plain"))
+    mail.attach(_text_part(message.html, "html"))
     return mail
+
+
+def _header(name: str, value: str) -> str:
+    # Encoded words only when needed, folded knowing the header's name.
+    return value if value.isascii() else Header(value, "utf-8", header_name=name).encode()
+
+
+def _text_part(text: str, subtype: str) -> MIMENonMultipart:
+    part = MIMENonMultipart("text", subtype, charset="utf-8")
+    part.set_payload(text, _BODY_CHARSET)
+    return part
 
 
 def outbox_file_name(notification: Notification, date: datetime) -> str:
@@ -154,7 +173,7 @@ class PreparedEmail(NotifyEmail):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.prepared: EmailMessage | None = None
+        self.prepared: Message | None = None
         self.error: DeliveryError | None = None
 
     @property
@@ -169,7 +188,9 @@ class PreparedEmail(NotifyEmail):
         self.throttle()
         try:
             with self._connection() as smtp:
-                smtp.sendmail(str(self.from_addr[1]), recipients, self.prepared.as_bytes())
+                smtp.sendmail(
+                    str(self.from_addr[1]), recipients, self.prepared.as_bytes(policy=WIRE)
+                )
         except Exception as exc:
             self.error = classify_smtp_error(exc, self.server)
             self.logger.warning("Email to %s failed: %s", ", ".join(recipients), self.error)
@@ -236,11 +257,11 @@ def write_outbox(
     name = qsd["name"]
     if not _SAFE_FILE_NAME.match(name):
         raise ValueError(f"unsafe outbox file name {name!r}")
-    parsed = email.message_from_string(body, policy=email.policy.default)
-    if parsed["Message-ID"] is None:
+    if email.message_from_string(body)["Message-ID"] is None:
         raise ValueError("the outbox takes whole RFC 5322 messages")
     directory.mkdir(parents=True, exist_ok=True)
-    data = parsed.as_bytes(policy=MAIL_POLICY)
+    # As it would cross the wire: CRLF line ends (Apprise strips the final one).
+    data = (body.replace("\r\n", "\n").rstrip("\n").replace("\n", "\r\n") + "\r\n").encode()
     fd, temporary = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".eml")
     try:
         with os.fdopen(fd, "wb") as handle:
@@ -313,6 +334,7 @@ class AppriseTransport:
         options["targets"] = [address]
         if not options.get("from_addr"):
             options["from_addr"] = self.mail_from
+        options["asset"] = _SEQUENTIAL
         try:
             service = PreparedEmail(**options)
         except Exception as exc:
@@ -336,9 +358,7 @@ class AppriseTransport:
                 permanent=False,
             )
 
-    def _write_outbox(
-        self, notification: Notification, prepared: EmailMessage, date: datetime
-    ) -> None:
+    def _write_outbox(self, notification: Notification, prepared: Message, date: datetime) -> None:
         name = outbox_file_name(notification, date)
         url = f"{OUTBOX_SCHEMA}://?dir={quote(str(self.outbox_dir), safe='')}&name={name}"
         sender = apprise.Apprise(asset=_SEQUENTIAL)

@@ -78,9 +78,17 @@ class AgencyMatcher:
         self._pattern = re.compile(rf"(?<![\w-])(?:{pattern})(?![\w])") if pattern else None
 
     def find(self, text: str) -> str | None:
+        found = self.find_all(text)
+        return found[0] if found else None
+
+    def find_all(self, text: str) -> list[str]:
+        """Every agency the text names, in order of first mention."""
         if self._pattern is None:
-            return None
-        match = self._pattern.search(text)
-        if match is None or match.lastgroup is None:
-            return None
-        return self._owners[int(match.lastgroup[1:])]
+            return []
+        found: list[str] = []
+        for match in self._pattern.finditer(text):
+            assert match.lastgroup is not None
+            acronym = self._owners[int(match.lastgroup[1:])]
+            if acronym not in found:
+                found.append(acronym)
+        return found

@@ -92,18 +92,35 @@ def import_report(
 
 
 def attribute_agencies(doc: ReportDocument, directory: AgencyDirectory) -> None:
-    """Fill in each milestone's lead and each entry's agency: the first agency its text
-    names, else the objective's first active agency (a coordinator can correct it)."""
+    """Fill in each milestone's lead and each entry's agency.
+
+    A milestone's lead is the first agency its text names ("INZ will…"), else the objective's
+    first active agency (a coordinator can correct it). An entry belongs to one of the
+    objective's active agencies, the one that answers for it next year: the first active
+    agency the text names (a business unit counts for its parent: INZ for MBIE), else the
+    first active agency."""
     for objective in doc.objectives():
         for agency in objective.active_agencies:
             directory.add(AgencyInfo(agency.acronym, agency.name))
     matcher = directory.matcher()
     for objective in doc.objectives():
-        fallback = objective.active_agencies[0].acronym if objective.active_agencies else None
+        active = [agency.acronym for agency in objective.active_agencies]
+        fallback = active[0] if active else None
         for block in [*objective.achievements, *objective.further_work]:
-            block.agency = block.agency or matcher.find(block.text) or fallback
+            if block.agency is None:
+                block.agency = _first_active(matcher.find_all(block.text), active, directory)
+                block.agency = block.agency or fallback
         for milestone in objective.milestones:
             milestone.lead = milestone.lead or matcher.find(milestone.text) or fallback
+
+
+def _first_active(named: list[str], active: list[str], directory: AgencyDirectory) -> str | None:
+    for acronym in named:
+        info = directory.get(acronym)
+        for candidate in (acronym, info.parent if info else None):
+            if candidate in active:
+                return candidate
+    return None
 
 
 def _comparable(value: Any) -> Any:

@@ -192,3 +192,21 @@ def test_macrons_and_markup_survive_import_and_compile(
     html = render(doc, "html").decode()
     assert "<script>alert(1)</script>" not in html
     assert "Tāmaki Makaurau &lt;script&gt;alert(1)&lt;/script&gt; &amp; Aotearoa." in html
+
+
+def test_entries_belong_to_an_active_agency_of_their_objective(
+    session: Session, report_2021_text: str
+) -> None:
+    summary = import_report(session, report_2021_text, NOW)
+    doc = build_document(session, summary.plan_id, 2021)
+    for objective in doc.objectives():
+        active = {agency.acronym for agency in objective.active_agencies}
+        for block in [*objective.achievements, *objective.further_work]:
+            assert block.agency in active, (objective.title, block.text[:40], block.agency)
+    by_text = {b.text[:30]: b.agency for o in doc.objectives() for b in o.achievements}
+    # INZ is a business unit of MBIE, which answers for it.
+    assert by_text["Joint Immigration NZ (INZ)-Emp"] == "MBIE"
+    # The first agency named that is active on the objective: OT, not NZ Police.
+    assert by_text["NZ Police (NZP) and OT Special"] == "OT"
+    # NZ Police is active on the first objective and named first there.
+    assert by_text["New training modules on people"] == "MBIE"

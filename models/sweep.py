@@ -355,12 +355,16 @@ def _milestone_reminders(
         .order_by(col(Milestone.id))
     ).all()
     seen: set[int] = set()
+    # Periods mostly end on a month's last day: one policy look-up per distinct end.
+    steps: dict[date, tuple[int, datetime] | None] = {}
     for milestone_id, plan_id, agency_id, due_end in rows:
         request = request_for.get((plan_id, agency_id))
         if milestone_id in seen or request is None or request.state not in IN_PROGRESS:
             continue
         seen.add(milestone_id)
-        found = _most_specific(policy.milestone_days, due_end, now, due_at)
+        if due_end not in steps:
+            steps[due_end] = _most_specific(policy.milestone_days, due_end, now, due_at)
+        found = steps[due_end]
         if found is None:
             continue
         days, when = found

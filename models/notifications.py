@@ -205,6 +205,9 @@ def _insert_round(session: Session, claims: Sequence[Claim], now: datetime) -> d
     that lost any item are deleted again."""
     if not claims:
         return {}
+    # The inserts below go through the connection, past the ORM: write pending changes first
+    # (the rows they reference, in order).
+    session.flush()
     ordered = sorted(claims, key=lambda c: c.key)  # one lock order for every claimant
     rows = [
         {

@@ -818,6 +818,23 @@ def snapshot(
     return version, True
 
 
+def lock_cycle(session: Session, cycle: Cycle) -> None:
+    """Serialise the review steps of one cycle (compile, edit, approve, publish) until the
+    transaction ends, so two compiles at once run one after the other and the second sees
+    the first's version. PostgreSQL: the cycle's row is locked. SQLite: a write takes the
+    database's write lock now, before anything is read (a read first would decide on data
+    another writer is about to change)."""
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(
+            sa.update(_table(Cycle)).where(_table(Cycle).c.id == cycle.id).values(id=cycle.id)
+        )
+    else:
+        session.execute(
+            sa.select(col(Cycle.id)).where(col(Cycle.id) == cycle.id).with_for_update()
+        ).all()
+    session.refresh(cycle)
+
+
 # --- the operations --------------------------------------------------------------------------
 
 
@@ -845,6 +862,7 @@ def compile_cycle_result(
     """``compile_cycle`` with what it did; ``triggers`` (what made a scheduled compile due)
     are recorded on its audit event so each one compiles once."""
     assert cycle.id is not None
+    lock_cycle(session, cycle)
     drafts = build_drafts(session, cycle, now, actor)
     stale: list[int] = []
     for event in _recorded_edits(session, cycle.id):
@@ -925,6 +943,7 @@ def _edit(
     actor: str,
 ) -> ReportVersion:
     assert cycle.id is not None
+    lock_cycle(session, cycle)
     ref = _entry(session, cycle, entry_id)
     entry = ref.entry
     if entry.section not in TEXT_SECTIONS:

@@ -156,6 +156,7 @@ def request_changes(
         raise ReviewError(f"the comment is longer than {MAX_COMMENT} characters")
     cycle = session.get(Cycle, request.cycle_id)
     assert cycle is not None and cycle.id is not None and request.id is not None
+    drafts.lock_cycle(session, cycle)
     if cycle.state is not CycleState.OPEN:
         raise ReviewError(
             f"the {cycle.year} cycle is {cycle.state.value}: answers can no longer change"
@@ -212,6 +213,8 @@ def approve(
     """Approve the latest draft version: records who and when, makes the submitted answers
     final (requests approved, the cycle approved)."""
     assert cycle.id is not None
+    drafts.lock_cycle(session, cycle)
+    session.refresh(version)
     latest = drafts.latest_version(session, cycle)
     if latest is None or latest.id != version.id:
         raise ReviewError(
@@ -301,6 +304,8 @@ def publish(
     close the cycle, end its links, and claim ``published`` messages for the agencies and the
     coordinators (sent by delivery)."""
     assert cycle.id is not None and version.id is not None
+    drafts.lock_cycle(session, cycle)
+    session.refresh(version)
     if version.state is not VersionState.APPROVED:
         raise ReviewError(
             f"version {version.number} is {version.state.value}: only an approved version "

@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
+import sqlalchemy as sa
 from fastapi import APIRouter, Form, Query
 from sqlmodel import Session, col, select
 from starlette.requests import Request
@@ -177,6 +178,17 @@ def _guarded(
                 404,
                 heading="Not found",
                 message=str(exc),
+                coordinator=account.email,
+            )
+        except sa.exc.IntegrityError:
+            db.rollback()
+            return page(
+                request,
+                "message.html",
+                409,
+                heading="Someone else changed the draft",
+                message="Another change to this report was saved at the same moment. "
+                "Go back, reload the page and try again.",
                 coordinator=account.email,
             )
         except (drafts.DraftError, publishing.ReviewError) as exc:

@@ -23,14 +23,18 @@ from __future__ import annotations
 import asyncio
 import email
 import email.policy
+import ssl
+import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
 from email.message import EmailMessage
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from tests.services import free_port
 
@@ -123,11 +127,23 @@ class _Handler:
 
 
 class SmtpServer:
-    """A real SMTP server on 127.0.0.1 and a free port; see the module docstring."""
+    """A real SMTP server on 127.0.0.1 and a free port; see the module docstring.
 
-    def __init__(self, port: int | None = None) -> None:
+    ``tls``: (certificate, key) PEM files to offer STARTTLS with; ``credentials``: a login and
+    password the server then requires (AUTH PLAIN/LOGIN, over TLS only)."""
+
+    def __init__(
+        self,
+        port: int | None = None,
+        *,
+        tls: tuple[Path, Path] | None = None,
+        credentials: tuple[str, str] | None = None,
+    ) -> None:
         self.host = "127.0.0.1"
         self.port = port or free_port()
+        self.tls = tls
+        self.credentials = credentials
+        self.logins: list[str] = []
         self._lock = threading.Lock()
         self._behaviour = _Behaviour()
         self._messages: list[ReceivedMail] = []
@@ -139,7 +155,15 @@ class SmtpServer:
 
     def start(self) -> SmtpServer:
         if self._controller is None:
-            controller = Controller(_Handler(self), hostname=self.host, port=self.port)
+            options: dict[str, Any] = {}
+            if self.tls is not None:
+                context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+                context.load_cert_chain(str(self.tls[0]), str(self.tls[1]))
+                options["tls_context"] = context
+            if self.credentials is not None:
+                options["authenticator"] = self._authenticate
+                options["auth_required"] = True
+            controller = Controller(_Handler(self), hostname=self.host, port=self.port, **options)
             controller.start()
             self._controller = controller
         return self
@@ -163,6 +187,19 @@ class SmtpServer:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+    def _authenticate(
+        self, server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any
+    ) -> AuthResult:
+        assert self.credentials is not None
+        login = auth_data.login.decode() if isinstance(auth_data, LoginPassword) else ""
+        password = auth_data.password.decode() if isinstance(auth_data, LoginPassword) else ""
+        ok = (login, password) == self.credentials
+        if ok:
+            with self._lock:
+                self.logins.append(login)
+        # handled=False: aiosmtpd then answers 535 itself.
+        return AuthResult(success=ok, handled=False)
 
     # --- behaviour -------------------------------------------------------------------------
 
@@ -235,3 +272,14 @@ class SmtpServer:
 
 def _lower(addresses: tuple[str, ...]) -> set[str]:
     return {address.lower() for address in addresses}
+
+
+def self_signed_certificate(directory: Path) -> tuple[Path, Path]:
+    """A throw-away certificate and key for 127.0.0.1 (openssl), for ``SmtpServer(tls=…)``."""
+    cert, key = directory / "smtp-cert.pem", directory / "smtp-key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return cert, key

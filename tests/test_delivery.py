@@ -22,7 +22,7 @@ from models.delivery import (
     resumable_ids,
 )
 from models.tables import Agency, Contact, DeliveryState, Notification
-from tests.smtp_server import SmtpServer
+from tests.smtp_server import SmtpServer, self_signed_certificate
 from worker.notify import AppriseTransport
 
 NOW = datetime(2022, 3, 1, 20, 0, tzinfo=UTC)
@@ -461,3 +461,45 @@ def test_a_send_outliving_its_claim_is_a_duplicate_with_the_same_message_id(
     assert first.message_id == second.message_id == f"<notification-{notification_id}@{DOMAIN}>"
     assert after_sent.calls == [notification_id]
     assert row(session, notification_id).attempts == 2
+
+
+@pytest.fixture(scope="session")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    return self_signed_certificate(tmp_path_factory.mktemp("tls"))
+
+
+def test_mailtos_with_starttls_and_a_login(
+    session: Session,
+    agency: Agency,
+    tls_files: tuple[Path, Path],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    contact = add_contact(session, agency, "aroha@mbie.example.org")
+    notification_id = add_notification(session, contact)
+    caplog.set_level(logging.DEBUG)
+    with SmtpServer(tls=tls_files, credentials=("mailer", "right-pa55")) as server:
+
+        def transport(password: str) -> AppriseTransport:
+            # mailtos:// is STARTTLS; the test certificate is self-signed (verify=no).
+            return AppriseTransport(
+                mail_url=f"mailtos://mailer:{password}@{server.host}:{server.port}"
+                "?verify=no&from=rc@example.org",
+                mail_from="rc@example.org",
+                outbox_dir=tmp_path,
+                domain=DOMAIN,
+            )
+
+        assert send(session, notification_id, transport("wrong-pa55")) is DeliveryState.RETRYING
+        error = row(session, notification_id).last_error or ""
+        assert "refused our login" in error
+        assert "check REPORTCYCLE_MAIL_URL" in error
+
+        assert send(session, notification_id, transport("right-pa55")) is DeliveryState.SENT
+        [mail] = server.wait_for(1)
+
+    assert server.logins == ["mailer"]
+    assert mail.rcpt_tos == ("aroha@mbie.example.org",)
+    for secret in ("wrong-pa55", "right-pa55"):
+        assert secret not in error
+        assert secret not in caplog.text

@@ -59,8 +59,11 @@ def test_milestone_reminders_go_30_and_7_days_before_the_period_ends_as_one_dige
     march = sweep(session, nz("2022-03-01"), settings())
     # research and triage (MBIE) and police (NZP); "done" is completed, so not reminded.
     assert march.milestone_reminders == 3
-    assert _steps(session, march, "alice@mbie.govt.nz") == ["milestone-30d", "milestone-30d"]
-    assert _steps(session, march, "bob@police.govt.nz") == ["milestone-30d"]
+    assert _steps(session, march, "alice@mbie.govt.nz") == [
+        "milestone-30d-2022-03-31",
+        "milestone-30d-2022-03-31",
+    ]
+    assert _steps(session, march, "bob@police.govt.nz") == ["milestone-30d-2022-03-31"]
     # Alice's notify URL gets the same digest as its own row; the coordinator gets nothing.
     assert len(to(session, march.notification_ids, "alice@mbie.govt.nz", "notify_url")) == 1
     assert to(session, march.notification_ids, "carol@coordination.govt.nz") == []
@@ -82,8 +85,11 @@ def test_milestone_reminders_go_30_and_7_days_before_the_period_ends_as_one_dige
     assert sweep(session, nz("2022-03-02"), settings()).messages == 0
 
     seven = sweep(session, nz("2022-03-24"), settings())
-    assert _steps(session, seven, "alice@mbie.govt.nz") == ["milestone-7d", "milestone-7d"]
-    assert _steps(session, seven, "bob@police.govt.nz") == ["milestone-7d"]
+    assert _steps(session, seven, "alice@mbie.govt.nz") == [
+        "milestone-7d-2022-03-31",
+        "milestone-7d-2022-03-31",
+    ]
+    assert _steps(session, seven, "bob@police.govt.nz") == ["milestone-7d-2022-03-31"]
 
 
 def test_a_missed_reminder_day_is_caught_up_with_the_most_specific_reminder_only(
@@ -92,7 +98,10 @@ def test_a_missed_reminder_day_is_caught_up_with_the_most_specific_reminder_only
     built = build_plan(session)
     _open(session, built)
     late = sweep(session, nz("2022-03-25"), settings())  # nothing ran since February
-    assert _steps(session, late, "alice@mbie.govt.nz") == ["milestone-7d", "milestone-7d"]
+    assert _steps(session, late, "alice@mbie.govt.nz") == [
+        "milestone-7d-2022-03-31",
+        "milestone-7d-2022-03-31",
+    ]
     assert sweep(session, nz("2022-03-28"), settings()).messages == 0
 
     # A reminder due before the cycle opened is covered by the update request itself.
@@ -123,7 +132,7 @@ def build_plan_second_cycle(session: Session, built: SmallPlan) -> list[int]:
     assert milestone.id not in reminded
     week_before = sweep(session, nz("2023-03-24"), settings())
     mbie = to(session, week_before.notification_ids, "alice@mbie.govt.nz")
-    assert [i.step for n in mbie for i in items(session, n.id or 0)] == ["milestone-7d"]
+    assert [i.step for n in mbie for i in items(session, n.id or 0)] == ["milestone-7d-2023-03-31"]
     return [m for m in reminded if m is not None and m == milestone.id]
 
 

@@ -89,8 +89,8 @@ def test_a_year_of_sweeps_on_the_2021_report(session: Session, report_2021_text:
         address = f"{lead.acronym.lower()}@x.govt.nz"
         steps = by_milestone[milestone.id or 0]
         # Reminded in March (30 and 7 days before 31 March), flagged in April.
-        assert steps[f"milestone-30d:{address}"] == {date(2022, 3, 1)}, milestone.text
-        assert steps[f"milestone-7d:{address}"] == {date(2022, 3, 24)}, milestone.text
+        assert steps[f"milestone-30d-2022-03-31:{address}"] == {date(2022, 3, 1)}, milestone.text
+        assert steps[f"milestone-7d-2022-03-31:{address}"] == {date(2022, 3, 24)}, milestone.text
         assert milestone.slipped_on == date(2022, 4, 1)
         assert steps[f"slipped:{address}"] == {date(2022, 4, 1)}
         assert steps["slipped:coord@x.govt.nz"] == {date(2022, 4, 1)}
@@ -135,7 +135,7 @@ def test_a_year_of_sweeps_on_the_2021_report(session: Session, report_2021_text:
         n
         for n, item, contact in rows
         if n.kind == "reminder"
-        and item.step == "milestone-7d"
+        and item.step == "milestone-7d-2022-03-31"
         and contact.email == "mbie@x.govt.nz"
     )
     message = render_message(session, march, nz("2022-03-24"), base_url="https://r.example.nz")

@@ -4,6 +4,8 @@ record. On both databases."""
 from __future__ import annotations
 
 import logging
+import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -388,15 +390,28 @@ def test_credentials_in_the_mail_url_reach_no_log_and_no_error(
     assert "s3cr3t-pa55" not in caplog.text
 
 
+@pytest.fixture
+def committed_agency(engine: sa.Engine) -> Iterator[Agency]:
+    """An agency committed for real (deliver_now opens its own sessions), and everything
+    under it removed afterwards, so no other test sees it."""
+    with Session(engine, expire_on_commit=False) as session:
+        agency = Agency(acronym=f"T{uuid.uuid4().hex[:8]}", full_name="Test agency")
+        session.add(agency)
+        session.commit()
+    yield agency
+    with Session(engine) as session:
+        session.exec(sa.delete(Notification).where(col(Notification.agency_id) == agency.id))
+        session.exec(sa.delete(Contact).where(col(Contact.agency_id) == agency.id))
+        session.exec(sa.delete(Agency).where(col(Agency.id) == agency.id))
+        session.commit()
+
+
 def test_deliver_now_retries_a_transient_failure_in_process(
-    engine: sa.Engine, smtp_server: SmtpServer, tmp_path: Path
+    engine: sa.Engine, committed_agency: Agency, smtp_server: SmtpServer, tmp_path: Path
 ) -> None:
     with Session(engine, expire_on_commit=False) as session:
-        agency = Agency(acronym=f"T{tmp_path.name[-8:]}", full_name="Test agency")
-        session.add(agency)
-        session.flush()
-        contact = add_contact(session, agency, f"{tmp_path.name[-8:]}@agency.example.org")
-        notification_id = add_notification(session, contact, key=f"now:{tmp_path}")
+        contact = add_contact(session, committed_agency, "aroha@agency.example.org")
+        notification_id = add_notification(session, contact)
     smtp_server.fail_next(2)
 
     states = deliver_now(
@@ -503,3 +518,31 @@ def test_mailtos_with_starttls_and_a_login(
     for secret in ("wrong-pa55", "right-pa55"):
         assert secret not in error
         assert secret not in caplog.text
+
+
+def test_deliver_now_also_delivers_the_coordinators_notice(
+    engine: sa.Engine, committed_agency: Agency, smtp_server: SmtpServer, tmp_path: Path
+) -> None:
+    with Session(engine, expire_on_commit=False) as session:
+        bad = add_contact(session, committed_agency, "gone@agency.example.org")
+        good = add_contact(session, committed_agency, "here@agency.example.org")
+        coordinator = add_contact(
+            session, committed_agency, "coord@agency.example.org", coordinator=True
+        )
+        ids = [add_notification(session, bad), add_notification(session, good)]
+    smtp_server.refuse(bad.email)
+
+    states = deliver_now(
+        engine,
+        ids,
+        NOW,
+        transport_for(smtp_server, tmp_path),
+        policy=POLICY,
+        backoff_seconds=0.05,
+        render=render,
+        after_sent=AfterSent(),
+    )
+
+    assert states == [DeliveryState.FAILED, DeliveryState.SENT]
+    received = sorted(a for mail in smtp_server.wait_for(2) for a in mail.rcpt_tos)
+    assert received == sorted([good.email, coordinator.email])

@@ -27,10 +27,12 @@ URLs hold credentials: only ``url(privacy=True)`` forms reach a log or an error 
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import email
 import email.policy
 import functools
+import hashlib
 import ipaddress
 import logging
 import os
@@ -39,6 +41,8 @@ import smtplib
 import socket
 import ssl
 import tempfile
+import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from email.charset import QP, Charset
@@ -48,7 +52,7 @@ from email.mime.multipart import MIMEMultipart
 from email.mime.nonmultipart import MIMENonMultipart
 from email.utils import format_datetime, formataddr, parseaddr
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import quote, urlsplit
 
 import apprise
@@ -200,7 +204,28 @@ class PreparedEmail(NotifyEmail):
 
     @contextlib.contextmanager
     def _connection(self) -> Iterator[smtplib.SMTP]:
-        """The connection the URL describes, as Apprise's own email plugin makes it."""
+        """A connection as the URL describes it (Apprise's email plugin makes the same one),
+        kept open for the next message to the same server from this thread. A connection
+        that failed in any way is closed, never reused."""
+        key = (
+            self.smtp_host,
+            self.port,
+            self.secure_mode,
+            self.user,
+            hashlib.sha256(str(self.password or "").encode()).hexdigest(),
+            bool(self.verify_certificate),
+        )
+        smtp = _POOL.take(key)
+        if smtp is None:
+            smtp = self._connect()
+        try:
+            yield smtp
+        except BaseException:
+            _POOL.forget(smtp)
+            raise
+        _POOL.give_back(key, smtp)
+
+    def _connect(self) -> smtplib.SMTP:
         timeout = float(self.socket_connect_timeout)
         port = int(self.port or 25)
         smtp: smtplib.SMTP
@@ -214,10 +239,85 @@ class PreparedEmail(NotifyEmail):
                 smtp.starttls(context=_tls_context(bool(self.verify_certificate)))
             if self.user and self.password:
                 smtp.login(self.user, self.password)
-            yield smtp
-        finally:
-            with contextlib.suppress(OSError, smtplib.SMTPException):
-                smtp.quit()
+        except BaseException:
+            _quit(smtp)
+            raise
+        return smtp
+
+
+def _quit(smtp: smtplib.SMTP) -> None:
+    with contextlib.suppress(OSError, smtplib.SMTPException):
+        smtp.quit()
+    with contextlib.suppress(OSError):
+        smtp.close()
+
+
+class _ConnectionPool:
+    """One open SMTP connection per server and thread, reused for a while: connecting, TLS and
+    login cost more than sending a message. A connection is checked with NOOP before reuse
+    (servers drop idle ones), retired after ``MAX_MESSAGES`` or ``MAX_IDLE`` seconds, and
+    closed when the process exits."""
+
+    MAX_MESSAGES = 100
+    MAX_IDLE = 30.0
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+        self._all: set[smtplib.SMTP] = set()
+        self._lock = threading.Lock()
+        atexit.register(self.close_all)
+
+    def _slots(self) -> dict[tuple[object, ...], tuple[smtplib.SMTP, int, float]]:
+        slots = getattr(self._local, "slots", None)
+        if slots is None or getattr(self._local, "pid", None) != os.getpid():
+            # A forked child must not share its parent's sockets.
+            slots = self._local.slots = {}
+            self._local.pid = os.getpid()
+        return cast(dict[tuple[object, ...], tuple[smtplib.SMTP, int, float]], slots)
+
+    def take(self, key: tuple[object, ...]) -> smtplib.SMTP | None:
+        self._local.used = 0
+        found = self._slots().pop(key, None)
+        if found is None:
+            return None
+        smtp, used, since = found
+        self._local.used = used
+        if used >= self.MAX_MESSAGES or time.monotonic() - since > self.MAX_IDLE:
+            self.forget(smtp)
+            return None
+        try:
+            code, _ = smtp.noop()
+        except (OSError, smtplib.SMTPException):
+            code = 0
+        if code != 250:
+            self.forget(smtp)
+            return None
+        return smtp
+
+    def give_back(self, key: tuple[object, ...], smtp: smtplib.SMTP) -> None:
+        used = getattr(self._local, "used", 0) + 1
+        self._local.used = 0
+        slots = self._slots()
+        if key in slots:  # only one kept per server and thread
+            self.forget(smtp)
+            return
+        slots[key] = (smtp, used, time.monotonic())
+        with self._lock:
+            self._all.add(smtp)
+
+    def forget(self, smtp: smtplib.SMTP) -> None:
+        with self._lock:
+            self._all.discard(smtp)
+        _quit(smtp)
+
+    def close_all(self) -> None:
+        with self._lock:
+            connections, self._all = list(self._all), set()
+        for smtp in connections:
+            _quit(smtp)
+
+
+_POOL = _ConnectionPool()
 
 
 @functools.cache

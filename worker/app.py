@@ -13,6 +13,7 @@ from celery import Celery
 from celery.signals import worker_process_init
 
 from config.celery import celery_config, filesystem_broker_folders
+from config.logging import connect_celery_logging
 from config.settings import Settings, get_settings
 
 
@@ -41,5 +42,8 @@ def _fresh_engines_after_fork(**_: Any) -> None:
             del db._engines[(pid, _url)]
 
 
+# Every worker and beat (`celery -A worker.app …` included) logs one line per event, JSON on
+# request, with tokens and credentials redacted.
+connect_celery_logging()
 celery_app = create_celery_app()
 app = celery_app

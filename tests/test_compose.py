@@ -7,6 +7,7 @@ reportcycle's Typer app), so a misspelt module, attribute, subcommand or option 
 from __future__ import annotations
 
 import importlib
+import logging
 import re
 import shlex
 from collections.abc import Mapping
@@ -257,10 +258,17 @@ def test_web_command_is_uvicorn_serving_the_real_asgi_app(
     monkeypatch.setenv("REPORTCYCLE_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("REPORTCYCLE_DATABASE_URL", f"sqlite:///{tmp_path / 'rc.db'}")
     settings_module.get_settings.cache_clear()
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    # The module's app is built once; leave it unbuilt for whoever serves it next.
+    monkeypatch.setattr(asgi, "_app", getattr(asgi, "_app", None), raising=False)
     try:
         built = asgi if isinstance(asgi, FastAPI) else asgi.get()
     finally:
         settings_module.get_settings.cache_clear()
+        root.handlers[:] = handlers  # serving configures this process's logging
+        root.setLevel(level)
+        logging.captureWarnings(False)
     assert isinstance(built, FastAPI)
     from fastapi.testclient import TestClient
 

@@ -173,4 +173,13 @@ class _DeferredApp:
         await self.get()(scope, receive, send)
 
 
-app = _DeferredApp(create_app)
+def _served_app() -> FastAPI:
+    # `uvicorn web.app:app`: one log line per event (JSON on request), tokens and credentials
+    # redacted, uvicorn's own loggers included.
+    from config.logging import configure_logging
+
+    configure_logging(get_settings())
+    return create_app()
+
+
+app = _DeferredApp(_served_app)

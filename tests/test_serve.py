@@ -32,11 +32,11 @@ TOKEN = "AbCdEfGhIjKlMnOpQrStUvWxYz0123456789_-abcde"
 
 
 class Running:
-    """A reportcycle command in its own process, its output collected line by line."""
+    """A command in its own process, its output collected line by line."""
 
-    def __init__(self, *args: str) -> None:
+    def __init__(self, argv: list[str]) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "cli.main", *args],
+            argv,
             cwd=ROOT,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -124,7 +124,8 @@ def alive(pids: set[int]) -> set[int]:
 
 @contextmanager
 def running(*args: str) -> Iterator[Running]:
-    process = Running(*args)
+    """``reportcycle ARGS…``"""
+    process = Running([sys.executable, "-m", "cli.main", *args])
     try:
         yield process
     finally:
@@ -247,3 +248,36 @@ def test_serve_stops_everything_when_a_part_fails(
             assert server.process.wait(STOP_WAIT) == 1, server.output
             assert not alive(family), f"left behind: {alive(family)}"
     assert "address already in use" in server.output.lower()
+
+
+def test_the_compose_commands_log_json_lines_without_tokens(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    monkeypatch.setenv("REPORTCYCLE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("REPORTCYCLE_DATABASE_URL", f"sqlite:///{tmp_path / 'rc.db'}")
+    monkeypatch.setenv("REPORTCYCLE_LOG_JSON", "1")
+    monkeypatch.delenv("REPORTCYCLE_BROKER_URL", raising=False)
+    port = free_port()
+    bin_dir = Path(sys.executable).parent
+    web = Running([str(bin_dir / "uvicorn"), "web.app:app", "--port", str(port)])
+    worker = Running(
+        [str(bin_dir / "celery"), "-A", "worker.app", "worker", "--loglevel=INFO", "-c", "1"]
+    )
+    try:
+        web.wait_for(r"Application startup complete")
+        httpx.get(f"http://127.0.0.1:{port}/r/{TOKEN}?token={TOKEN}", timeout=10)
+        access = web.wait_for(r'"logger": "uvicorn\.access"')
+        worker.wait_for(r"celery@\S+ ready")
+    finally:
+        for process in (web, worker):
+            try:
+                process.stop(signal.SIGTERM)
+            finally:
+                process.kill()
+    entry = json.loads(access.string)
+    assert "GET /r/" in entry["message"]
+    assert TOKEN not in web.output
+    ready = next(line for line in worker.lines if " ready." in line)
+    assert json.loads(ready)["logger"].startswith("celery")

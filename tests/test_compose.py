@@ -374,3 +374,16 @@ def test_image_has_a_healthcheck_and_bakes_in_no_secret() -> None:
             assert not re.search(r"SECRET|PASSWORD|TOKEN|MAIL_URL|DATABASE_URL", line), line
     ignored = (ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines()
     assert ".env" in ignored and ".git" in ignored
+
+
+def test_image_build_copies_every_package_of_the_wheel() -> None:
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    packages = project["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"]
+    build = dockerfile_stages()[0]
+    copied = {line.split()[1] for line in build if line.startswith("COPY ")}
+    assert set(packages) <= copied, f"the build stage must COPY {sorted(set(packages) - copied)}"
+    assert {"pyproject.toml", "README.md"} <= {
+        part for line in build if line.startswith("COPY ") for part in line.split()[1:-1]
+    }

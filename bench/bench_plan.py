@@ -187,6 +187,8 @@ def profiled(enabled: bool, what: str, top: int = 30) -> Iterator[None]:
 class BackendResult:
     backend: str
     import_timing: Timing
+    reimport_timing: Timing
+    reimport_queries: QueryCounter
     import_queries: QueryCounter
     summary: ImportSummary
     compile_rows: list[list[object]]
@@ -217,6 +219,14 @@ def bench_backend(
         lambda: import_into(current[0], text), runs, setup=fresh_database, pause_gc=pause_gc
     )
     engine = current[0]
+
+    # Importing the same document again changes nothing (idempotent), but reads and compares.
+    print(f"[{backend}] import again (unchanged) x{runs} ...", flush=True)
+    reimport_timing, again = time_runs(lambda: import_into(engine, text), runs, pause_gc=pause_gc)
+    if again.objective_reports_written:
+        print(f"[{backend}] note: re-import rewrote {again.objective_reports_written} reports")
+    with count_queries(engine) as reimport_queries:
+        import_into(engine, text)
 
     # One more import, counted (and profiled if asked), into its own database.
     counted = databases.new()
@@ -261,7 +271,16 @@ def bench_backend(
         with profiled(True, "compile txt (build_document + render)"):
             compile_report(engine, plan_id, year, Format.TXT)
     databases.drop(small_engine)
-    return BackendResult(backend, import_timing, import_queries, summary, rows, build_timing)
+    return BackendResult(
+        backend,
+        import_timing,
+        reimport_timing,
+        reimport_queries,
+        import_queries,
+        summary,
+        rows,
+        build_timing,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -368,6 +387,17 @@ def main(argv: list[str] | None = None) -> int:
                     seconds(timing.min),
                     seconds(timing.max),
                     f"{result.import_queries.count:,}",
+                ]
+            )
+            again = result.reimport_timing
+            summary_rows.append(
+                [
+                    "import again, unchanged",
+                    backend,
+                    seconds(again.median),
+                    seconds(again.min),
+                    seconds(again.max),
+                    f"{result.reimport_queries.count:,}",
                 ]
             )
             build = result.build_timing

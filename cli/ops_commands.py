@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from cli import doctor
-from cli.common import console, errors, load_settings
+from cli.common import console, errors, load_settings, ready_engine
 from config.settings import Settings
 
 if TYPE_CHECKING:
@@ -155,13 +155,13 @@ def _stop_all(children: list[Child]) -> None:
 
 
 def serve(*, host: str, port: int, concurrency: int | None) -> int:
-    from models.db import current_revision, get_engine, upgrade
+    from models.db import current_revision
 
     settings = load_settings()
-    settings.ensure_data_dir()
-    engine = get_engine(settings.sqlalchemy_url)
-    upgrade(engine)
+    engine = ready_engine()  # migrated, or a plain error when the database is unreachable
     console.print(f"database ready (revision {current_revision(engine)})")
+    # The children open their own connections.
+    engine.dispose()
 
     env = dict(os.environ)
     base_url = settings.base_url

@@ -4,7 +4,11 @@ the plan's size (one per table, never one per row)."""
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
+from datetime import date
+from typing import Any, Protocol
 
+import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from models.document import (
@@ -25,6 +29,7 @@ from models.tables import (
     EntryLink,
     Milestone,
     MilestoneRevision,
+    MilestoneStatus,
     Objective,
     ObjectiveReport,
     ObjectiveReportAgency,
@@ -39,19 +44,78 @@ class ReportNotFound(LookupError):
     pass
 
 
+def _columns(model: Any, *names: str) -> list[sa.Column[Any]]:
+    table: sa.Table = model.__table__
+    return [table.c[name] for name in names]
+
+
+def _rows(session: Session, statement: sa.Select[Any]) -> Sequence[sa.Row[Any]]:
+    """Plain rows through Core (no ORM identity map), for the large tables."""
+    return session.connection().execute(statement).all()
+
+
+class MilestoneFields(Protocol):
+    """What a report needs of a milestone (an ORM row or a selected row)."""
+
+    @property
+    def id(self) -> int | None: ...
+    @property
+    def text(self) -> str: ...
+    @property
+    def due_text(self) -> str | None: ...
+    @property
+    def due_start(self) -> date | None: ...
+    @property
+    def due_end(self) -> date | None: ...
+    @property
+    def status(self) -> MilestoneStatus: ...
+
+
+class RevisionFields(Protocol):
+    @property
+    def sequence(self) -> int: ...
+    @property
+    def year(self) -> int: ...
+    @property
+    def previous_due_text(self) -> str | None: ...
+    @property
+    def previous_start(self) -> date | None: ...
+    @property
+    def previous_end(self) -> date | None: ...
+    @property
+    def new_due_text(self) -> str | None: ...
+    @property
+    def reason(self) -> str | None: ...
+    @property
+    def changed_by(self) -> str: ...
+
+
 def milestone_as_of(
-    milestone: Milestone, revisions: list[MilestoneRevision], year: int, lead: str | None
+    milestone: MilestoneFields,
+    revisions: Sequence[RevisionFields],
+    year: int,
+    lead: str | None,
+    *,
+    links: list[Link] | None = None,
+    entry_id: int | None = None,
+    not_updated: bool = False,
 ) -> MilestoneLine:
     """The milestone as the report of ``year`` shows it: the due period it had then, and
     "(Delayed from …)" with the first baseline of the revisions made up to that year."""
-    revisions = sorted(revisions, key=lambda r: r.sequence)
-    known = [r for r in revisions if r.year <= year]
-    later = [r for r in revisions if r.year > year]
-    if later:
-        due, start, end = later[0].previous_due_text, later[0].previous_start, later[0].previous_end
-    else:
-        due, start, end = milestone.due_text, milestone.due_start, milestone.due_end
-    return MilestoneLine(
+    due, start, end = milestone.due_text, milestone.due_start, milestone.due_end
+    known: list[RevisionFields] = []
+    if revisions:
+        ordered = sorted(revisions, key=lambda r: r.sequence)
+        known = [r for r in ordered if r.year <= year]
+        later = [r for r in ordered if r.year > year]
+        if later:
+            due, start, end = (
+                later[0].previous_due_text,
+                later[0].previous_start,
+                later[0].previous_end,
+            )
+    # Rows from the database are trusted: construct without re-validating (20,000 of them).
+    return MilestoneLine.model_construct(
         text=milestone.text,
         due=due,
         start=start,
@@ -59,8 +123,9 @@ def milestone_as_of(
         delayed_from=known[0].previous_due_text if known else None,
         lead=lead,
         status=milestone.status.value,
+        links=links if links is not None else [],
         history=[
-            Revision(
+            Revision.model_construct(
                 year=r.year,
                 previous=r.previous_due_text,
                 new=r.new_due_text,
@@ -69,7 +134,9 @@ def milestone_as_of(
             )
             for r in known
         ],
+        not_updated=not_updated,
         milestone_id=milestone.id,
+        entry_id=entry_id,
     )
 
 
@@ -132,31 +199,79 @@ def build_document(session: Session, plan_id: int, year: int) -> ReportDocument:
     ):
         active[row.objective_report_id].append(row)
 
-    entries: dict[int, list[ReportEntry]] = defaultdict(list)
-    for entry in session.exec(
-        select(ReportEntry)
+    # The large tables are read as plain rows of the columns a report needs: no ORM
+    # identity map, no timestamps to convert (a plan may hold 20,000 milestones).
+    entries: dict[int, list[Any]] = defaultdict(list)
+    for entry in _rows(
+        session,
+        sa.select(
+            *_columns(
+                ReportEntry,
+                "id",
+                "objective_report_id",
+                "section",
+                "position",
+                "style",
+                "text",
+                "milestone_id",
+                "agency_id",
+                "not_updated",
+            )
+        )
         .where(col(ReportEntry.objective_report_id).in_(report_ids))
-        .order_by(col(ReportEntry.position), col(ReportEntry.id))
+        .order_by(col(ReportEntry.position), col(ReportEntry.id)),
     ):
         entries[entry.objective_report_id].append(entry)
     entry_ids = select(ReportEntry.id).where(col(ReportEntry.objective_report_id).in_(report_ids))
     links: dict[int, list[Link]] = defaultdict(list)
-    for link in session.exec(
-        select(EntryLink)
+    for link in _rows(
+        session,
+        sa.select(*_columns(EntryLink, "entry_id", "title", "url", "site"))
         .where(col(EntryLink.entry_id).in_(entry_ids))
-        .order_by(col(EntryLink.position))
+        .order_by(col(EntryLink.position)),
     ):
-        links[link.entry_id].append(Link(title=link.title, url=link.url, site=link.site))
+        links[link.entry_id].append(
+            Link.model_construct(title=link.title, url=link.url, site=link.site)
+        )
     milestone_ids = select(ReportEntry.milestone_id).where(
         col(ReportEntry.objective_report_id).in_(report_ids),
         col(ReportEntry.milestone_id).is_not(None),
     )
-    milestones = {
-        m.id: m for m in session.exec(select(Milestone).where(col(Milestone.id).in_(milestone_ids)))
+    milestones: dict[int, Any] = {
+        m.id: m
+        for m in _rows(
+            session,
+            sa.select(
+                *_columns(
+                    Milestone,
+                    "id",
+                    "text",
+                    "due_text",
+                    "due_start",
+                    "due_end",
+                    "status",
+                    "lead_agency_id",
+                )
+            ).where(col(Milestone.id).in_(milestone_ids)),
+        )
     }
-    revisions: dict[int, list[MilestoneRevision]] = defaultdict(list)
-    for revision in session.exec(
-        select(MilestoneRevision).where(col(MilestoneRevision.milestone_id).in_(milestone_ids))
+    revisions: dict[int, list[Any]] = defaultdict(list)
+    for revision in _rows(
+        session,
+        sa.select(
+            *_columns(
+                MilestoneRevision,
+                "milestone_id",
+                "sequence",
+                "year",
+                "previous_due_text",
+                "previous_start",
+                "previous_end",
+                "new_due_text",
+                "reason",
+                "changed_by",
+            )
+        ).where(col(MilestoneRevision.milestone_id).in_(milestone_ids)),
     ):
         revisions[revision.milestone_id].append(revision)
 
@@ -205,23 +320,23 @@ def build_document(session: Session, plan_id: int, year: int) -> ReportDocument:
                 agency = acronyms.get(entry.agency_id) if entry.agency_id else None
                 if entry.section is Section.MILESTONE:
                     milestone = milestones[entry.milestone_id]
-                    line = milestone_as_of(
-                        milestone,
-                        revisions[milestone.id or 0],
-                        year,
-                        acronyms.get(milestone.lead_agency_id)
-                        if milestone.lead_agency_id
-                        else None,
+                    lead_id = milestone.lead_agency_id
+                    section.milestones.append(
+                        milestone_as_of(
+                            milestone,
+                            revisions.get(milestone.id, ()),
+                            year,
+                            acronyms.get(lead_id) if lead_id else None,
+                            links=links.get(entry.id, []),
+                            entry_id=entry.id,
+                            not_updated=entry.not_updated,
+                        )
                     )
-                    line.links = links[entry.id or 0]
-                    line.entry_id = entry.id
-                    line.not_updated = entry.not_updated
-                    section.milestones.append(line)
                     continue
-                block = Block(
+                block = Block.model_construct(
                     text=entry.text or "",
                     style=entry.style.value,
-                    links=links[entry.id or 0],
+                    links=links.get(entry.id, []),
                     agency=agency,
                     not_updated=entry.not_updated,
                     entry_id=entry.id,

@@ -51,6 +51,7 @@ from models.tables import (
     Cycle,
     CycleState,
     Milestone,
+    Notification,
     NotificationItem,
     RequestState,
     UpdateRequest,
@@ -262,7 +263,7 @@ def sweep(
         for digest in digests.values()
         if digest.items
     ]
-    claims += _requests_to_send(requests, by_agency)
+    claims += _requests_to_send(session, requests, by_agency)
     claimed = claim_notifications(session, claims, now)
     result.notification_ids = [notification_id for notification_id, _claim in claimed]
     _summarise(result, claimed)
@@ -472,7 +473,7 @@ def _deadline_and_escalation(
 
 
 def _requests_to_send(
-    requests: list[_Request], by_agency: dict[int, list[Recipient]]
+    session: Session, requests: list[_Request], by_agency: dict[int, list[Recipient]]
 ) -> list[Claim]:
     """Update requests still pending because the agency had no contacts when the cycle
     opened: sent to the contacts it has now. The key is the one ``open_cycle`` uses, so a
@@ -497,7 +498,18 @@ def _requests_to_send(
                     agency_id=request.agency_id,
                 )
             )
-    return claims
+    if not claims:
+        return []
+    # Most are already claimed (a request stays pending until a message is sent): look the
+    # keys up rather than sending the database an insert that does nothing.
+    existing = set(
+        session.execute(
+            sa.select(col(Notification.idempotency_key)).where(
+                col(Notification.idempotency_key).in_([claim.key for claim in claims])
+            )
+        ).scalars()
+    )
+    return [claim for claim in claims if claim.key not in existing]
 
 
 def _set_deadline(days: int) -> Callable[[_Digest], None]:

@@ -300,10 +300,14 @@ def table_of(model: type[Any]) -> sa.Table:
     return table
 
 
+def page_size(table: sa.Table) -> int:
+    """Rows per multi-row INSERT: as many as stay under SQLite's 32,766 bound parameters
+    (fewer round trips than SQLAlchemy's default of 1,000 rows)."""
+    return max(1, 30_000 // len(table.columns))
+
+
 def _insert(session: Session, table: sa.Table) -> Any:
-    # Bigger pages than the default 1,000 rows: fewer round trips, still under SQLite's
-    # 32,766 bound parameters (11 columns x 2,500 rows).
-    pages = {"insertmanyvalues_page_size": 2500}
+    pages = {"insertmanyvalues_page_size": page_size(table)}
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
         return postgresql.insert(table).execution_options(**pages)

@@ -43,7 +43,14 @@ from sqlmodel import Session, col
 
 from models.contacts import Recipient, active_contacts, recipient_label, split_recipients
 from models.cycles import OPEN_MILESTONE, UPDATE_REQUEST, update_request_key
-from models.notifications import Claim, ClaimItem, claim_notifications, digest_key, table_of
+from models.notifications import (
+    Claim,
+    ClaimItem,
+    claim_notifications,
+    digest_key,
+    page_size,
+    table_of,
+)
 from models.notifications import taken_item_keys as _taken
 from models.policy import ReminderPolicy
 from models.tables import (
@@ -575,8 +582,11 @@ def _flag_slipped(
             digest.slipped.append(milestone_id)
     if flagged:
         # Core executemany: one cached statement, however many milestones slipped.
+        audit_events = table_of(AuditEvent)
         session.connection().execute(
-            sa.insert(table_of(AuditEvent)),
+            sa.insert(audit_events).execution_options(
+                insertmanyvalues_page_size=page_size(audit_events)
+            ),
             [
                 {
                     "at": now,

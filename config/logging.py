@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from config.settings import Settings
 
 REDACTED = "***"
+LINK_PATH_PLACEHOLDER = "/r/[redacted]"
 
 # Loggers that configure their own handlers (uvicorn) or are noisy about URLs (celery, kombu,
 # apprise): their handlers are removed so that every record reaches the one root handler.
@@ -43,8 +44,9 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
         re.compile(r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]*://)[^/\s@'\"<>]+@"),
         rf"\g<scheme>{REDACTED}@",
     ),
-    # the agency form's link: /r/<token> (and anything under it)
-    (re.compile(r"(?P<path>/r/)[^/\s?#'\"<>]+"), rf"\g<path>{REDACTED}"),
+    # the agency form's link: /r/<token>. Same placeholder as web.security's access-log
+    # filter, so whichever of the two runs first, the line reads the same.
+    (re.compile(r"/r/[^/\s?#'\"<>]+"), LINK_PATH_PLACEHOLDER),
     # query values that are secrets: ?token=…, &pass=… (Apprise), password, secret, key …
     (
         re.compile(
@@ -58,7 +60,7 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
 
 
 def redact(text: str) -> str:
-    """``text`` with tokens and credentials replaced by ``***``."""
+    """``text`` with link tokens and credentials replaced (``/r/[redacted]``, ``***``)."""
     for pattern, replacement in _PATTERNS:
         text = pattern.sub(replacement, text)
     return text

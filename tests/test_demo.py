@@ -190,7 +190,11 @@ def test_milestone_reminders_in_march_and_slip_notices_in_april(
 ) -> None:
     steps = _steps(db)
     march = {(s, day) for s, _who, day in steps if day.month == 3 and s.startswith("milestone-")}
-    assert march == {("milestone-30d", date(2022, 3, 1)), ("milestone-7d", date(2022, 3, 24))}
+    # Each reminder step names the offset and the end of the period it is about (Q1 2022).
+    assert march == {
+        ("milestone-30d-2022-03-31", date(2022, 3, 1)),
+        ("milestone-7d-2022-03-31", date(2022, 3, 24)),
+    }
     slipped_april = {who for s, who, day in steps if s == "slipped" and day == date(2022, 4, 1)}
     assert script.COORDINATOR_EMAIL in slipped_april
     assert script.contact_email("MBIE") in slipped_april

@@ -102,7 +102,9 @@ def test_compile_approve_publish_and_audit_from_the_command_line(
     assert f"{BASE}/reports/plan-of-action-implementation-reports/2022" in str(part.get_content())
 
     log = run(cli, "cycle", "audit", "2022", "--csv")
-    actions = [row[2] for row in csv.reader(io.StringIO(log))][1:]
+    rows = list(csv.reader(io.StringIO(log)))
+    assert rows and all(len(row) >= 3 for row in rows), f"not one CSV row per event:\n{log}"
+    actions = [row[2] for row in rows][1:]
     for action in ("cycle.opened", "draft.compiled", "report.approved", "report.published"):
         assert action in actions
     table = run(cli, "cycle", "audit", "2022")

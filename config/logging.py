@@ -185,22 +185,6 @@ class LineFormatter(logging.Formatter):
         return line.replace("\r", "").replace("\n", "\\n")
 
 
-class _StderrHandler(logging.StreamHandler[TextIO]):
-    """Writes to whatever ``sys.stderr`` is when a record is emitted (as logging's own last
-    resort does), so a replaced stderr (a test's capture, a daemon) never gets a stale one."""
-
-    def __init__(self) -> None:
-        super().__init__(sys.stderr)
-
-    @property
-    def stream(self) -> TextIO:
-        return sys.stderr
-
-    @stream.setter
-    def stream(self, _value: TextIO) -> None:
-        pass
-
-
 def _is_ours(handler: logging.Handler) -> bool:
     return getattr(handler, "_reportcycle", False) is True
 
@@ -212,9 +196,9 @@ def configure_logging(
 
     Idempotent: calling it again replaces the handler it installed before.
     """
-    handler: logging.StreamHandler[TextIO] = (
-        logging.StreamHandler(stream) if stream is not None else _StderrHandler()
-    )
+    # The stream of the moment, kept: a command line run inside this process that swaps
+    # sys.stderr (a CLI test runner, say) must not receive the service's log lines.
+    handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter() if settings.log_json else LineFormatter())
     redactor = RedactingFilter()
     handler.addFilter(redactor)

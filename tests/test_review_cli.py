@@ -101,7 +101,10 @@ def test_compile_approve_publish_and_audit_from_the_command_line(
     assert part is not None
     assert f"{BASE}/reports/plan-of-action-implementation-reports/2022" in str(part.get_content())
 
-    log = run(cli, "cycle", "audit", "2022", "--csv")
+    # The CSV is standard output alone: log lines, if any, go to standard error.
+    result = cli.invoke(app, ["cycle", "audit", "2022", "--csv"])
+    assert result.exit_code == 0, result.output
+    log = result.stdout
     rows = list(csv.reader(io.StringIO(log)))
     assert rows and all(len(row) >= 3 for row in rows), f"not one CSV row per event:\n{log}"
     actions = [row[2] for row in rows][1:]

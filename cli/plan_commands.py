@@ -13,7 +13,8 @@ from sqlmodel import Session
 
 from cli.common import console, fail, ready_engine
 from models.clock import system_clock
-from models.compiler import ReportNotFound, build_document, find_plan
+from models.compiler import ReportNotFound, build_document
+from models.cycles import CycleError, find_plan
 from models.render import Format, render
 from models.report_text import ImportFormatError
 
@@ -114,7 +115,7 @@ def compile_command(
             plan_row = find_plan(session, plan)
             assert plan_row.id is not None
             doc = build_document(session, plan_row.id, year)
-        except ReportNotFound as exc:
+        except (CycleError, ReportNotFound) as exc:
             fail(str(exc))
             raise AssertionError("unreachable") from exc
     data = render(doc, fmt)

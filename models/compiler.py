@@ -140,23 +140,6 @@ def milestone_as_of(
     )
 
 
-def find_plan(session: Session, slug: str | None = None) -> Plan:
-    """The plan named by ``slug``, or the only plan there is."""
-    query = select(Plan).order_by(col(Plan.id))
-    if slug:
-        query = query.where(Plan.slug == slug)
-    plans = list(session.exec(query.limit(2)))
-    if not plans:
-        raise ReportNotFound(
-            f"no plan {slug!r} in the database"
-            if slug
-            else "no plan in the database yet: import a report first (reportcycle import PATH)"
-        )
-    if len(plans) > 1 and not slug:
-        raise ReportNotFound("several plans in the database: name one with --plan")
-    return plans[0]
-
-
 def build_document(session: Session, plan_id: int, year: int) -> ReportDocument:
     plan = session.get(Plan, plan_id)
     if plan is None:

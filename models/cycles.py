@@ -12,11 +12,10 @@ from sqlmodel import Session, col, select
 
 from models import audit
 from models.contacts import ContactError, find_agency, lead_agency_ids
-from models.notifications import Claim, claim_ids, recipients
+from models.notifications import Claim, claim_ids, claim_request_round, recipients, request_subject
 from models.tables import (
     AccessToken,
     Agency,
-    AuditEvent,
     Contact,
     Cycle,
     CycleState,
@@ -327,29 +326,14 @@ def resend_link(
         .values(revoked_at=now)
         .execution_options(synchronize_session=False)
     ).rowcount
-    previous = session.exec(
-        select(sa.func.count())
-        .select_from(AuditEvent)
-        .where(AuditEvent.action == "token.reissued", col(AuditEvent.subject) == _subject(request))
-    ).one()
-    round_number = int(previous) + 1
-    claims = [
-        Claim(
-            kind=LINK_REISSUED,
-            key=f"{LINK_REISSUED}:r{request.id}:n{round_number}:c{contact.id}:{channel}",
-            contact=contact,
-            channel=channel,
-            context={
-                "cycle_id": cycle.id,
-                "update_request_id": request.id,
-                "agency_id": agency.id,
-            },
-            cycle_id=cycle.id,
-            agency_id=agency.id,
-        )
-        for contact, channel in found
-    ]
-    ids = claim_ids(session, claims, now)
+    _, ids = claim_request_round(
+        session,
+        kind=LINK_REISSUED,
+        request=request,
+        audit_action="token.reissued",
+        now=now,
+        found=found,
+    )
     audit.record(
         session,
         actor=actor,
@@ -357,7 +341,7 @@ def resend_link(
         at=now,
         cycle_id=cycle.id,
         agency_id=agency.id,
-        subject=_subject(request),
+        subject=request_subject(request),
         detail={"revoked": int(revoked or 0), "messages": len(ids)},
     )
     session.flush()
@@ -371,10 +355,6 @@ def mark_request_sent(session: Session, request_id: int, now: datetime) -> None:
         request.state = RequestState.SENT
         request.sent_at = now
         session.add(request)
-
-
-def _subject(request: UpdateRequest) -> str:
-    return f"update_request:{request.id}"
 
 
 def _id(row: Plan | Cycle) -> int:

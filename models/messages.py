@@ -21,6 +21,7 @@ from sqlmodel import Session, col, select
 
 from models import audit
 from models.cycles import LINK_REISSUED, OPEN_MILESTONE, UPDATE_REQUEST, mark_request_sent
+from models.periods import MONTH_NAMES
 from models.tables import (
     Agency,
     AnnualReport,
@@ -141,24 +142,10 @@ def after_sent(session: Session, notification: Notification, now: datetime) -> N
 
 def long_date(day: date) -> str:
     """ "Friday 2 December 2022" (English names whatever the process locale)."""
-    return f"{_DAYS[day.weekday()]} {day.day} {_MONTHS[day.month - 1]} {day.year}"
+    return f"{_DAYS[day.weekday()]} {day.day} {MONTH_NAMES[day.month - 1]} {day.year}"
 
 
 _DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
-_MONTHS = (
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-)
 
 
 def days_until(day: date, today: date) -> str:

@@ -29,7 +29,14 @@ from models.contacts import (
     channels,
     recipient_label,
 )
-from models.tables import Contact, DeliveryState, Notification, NotificationItem
+from models.tables import (
+    AuditEvent,
+    Contact,
+    DeliveryState,
+    Notification,
+    NotificationItem,
+    UpdateRequest,
+)
 
 __all__ = [
     "CHANNEL_EMAIL",
@@ -137,6 +144,54 @@ def claim_ids(session: Session, claims: Sequence[Claim], now: datetime) -> list[
     return [
         notification_id for notification_id, _claim in claim_notifications(session, claims, now)
     ]
+
+
+def request_subject(request: UpdateRequest) -> str:
+    """How audit events name an update request."""
+    return f"update_request:{request.id}"
+
+
+def claim_request_round(
+    session: Session,
+    *,
+    kind: str,
+    request: UpdateRequest,
+    audit_action: str,
+    now: datetime,
+    found: Sequence[tuple[Contact, str]] | None = None,
+) -> tuple[int, list[int]]:
+    """Claim one ``kind`` message per recipient of the request's agency for the next round
+    of ``audit_action`` (a coordinator's re-issue, a request for changes): each round is a
+    new message, and the same round is never claimed twice. Returns (round, ids); the
+    caller records the audit event that closes the round."""
+    previous = session.exec(
+        select(sa.func.count())
+        .select_from(AuditEvent)
+        .where(
+            col(AuditEvent.action) == audit_action,
+            col(AuditEvent.subject) == request_subject(request),
+        )
+    ).one()
+    round_number = int(previous) + 1
+    claims = [
+        Claim(
+            kind=kind,
+            key=f"{kind}:r{request.id}:n{round_number}:c{contact.id}:{channel}",
+            contact=contact,
+            channel=channel,
+            context={
+                "cycle_id": request.cycle_id,
+                "update_request_id": request.id,
+                "agency_id": request.agency_id,
+            },
+            cycle_id=request.cycle_id,
+            agency_id=request.agency_id,
+        )
+        for contact, channel in (
+            found if found is not None else recipients(session, request.agency_id)
+        )
+    ]
+    return round_number, claim_ids(session, claims, now)
 
 
 def claim_notifications(

@@ -40,7 +40,7 @@ MIN_YEAR = 1900
 MAX_YEAR = 2199
 
 # English names, not calendar.month_name: that one follows the process locale.
-_MONTH_NAMES = (
+MONTH_NAMES = (
     "January",
     "February",
     "March",
@@ -55,7 +55,7 @@ _MONTH_NAMES = (
     "December",
 )
 _MONTHS: dict[str, int] = {}
-for _number, _name in enumerate(_MONTH_NAMES, start=1):
+for _number, _name in enumerate(MONTH_NAMES, start=1):
     _MONTHS[_name.lower()] = _number
     _MONTHS[_name[:3].lower()] = _number
 _MONTHS["sept"] = 9
@@ -262,7 +262,7 @@ def _read_base(phrase: str) -> _Reading:
     if m := _RE_MONTHS.fullmatch(phrase):
         first, last, year = _month(m[1]), _month(m[2]), _year(m[3])
         if first > last:
-            raise _Unreadable(f"{_MONTH_NAMES[first - 1]} comes after {_MONTH_NAMES[last - 1]}")
+            raise _Unreadable(f"{MONTH_NAMES[first - 1]} comes after {MONTH_NAMES[last - 1]}")
         return _make("month" if first == last else "months", year, first, last)
     if m := _RE_DAY.fullmatch(phrase):
         return _day(m[1], m[2], m[3])
@@ -291,7 +291,7 @@ def _day(day_text: str, month_text: str, year_text: str) -> _Reading:
     month, year = _month(month_text), _year(year_text)
     day, days = int(day_text), _last_day(year, month)
     if not 1 <= day <= days:
-        raise _Unreadable(f"{_MONTH_NAMES[month - 1]} {year} has {days} days")
+        raise _Unreadable(f"{MONTH_NAMES[month - 1]} {year} has {days} days")
     return _make("day", year, month, day)
 
 
@@ -357,11 +357,11 @@ def _canonical(kind: Kind, year: int, a: int = 0, b: int = 0) -> str:
         case "half":
             return f"H{a} {year}"
         case "month":
-            return f"{_MONTH_NAMES[a - 1]} {year}"
+            return f"{MONTH_NAMES[a - 1]} {year}"
         case "months":
-            return f"{_MONTH_NAMES[a - 1]}-{_MONTH_NAMES[b - 1]} {year}"
+            return f"{MONTH_NAMES[a - 1]}-{MONTH_NAMES[b - 1]} {year}"
         case "day":
-            return f"{b} {_MONTH_NAMES[a - 1]} {year}"
+            return f"{b} {MONTH_NAMES[a - 1]} {year}"
         case "year":
             return str(year)
         case "fy":

@@ -34,7 +34,14 @@ from sqlmodel import Session, col, select
 
 from models import audit, drafts
 from models.document import ReportDocument
-from models.notifications import Claim, claim_ids, coordinator_recipients, recipients
+from models.notifications import (
+    Claim,
+    claim_ids,
+    claim_request_round,
+    coordinator_recipients,
+    recipients,
+    request_subject,
+)
 from models.render import Format, render
 from models.tables import (
     AccessToken,
@@ -161,35 +168,16 @@ def request_changes(
         raise ReviewError(
             f"the {cycle.year} cycle is {cycle.state.value}: answers can no longer change"
         )
-    previous = session.exec(
-        select(sa.func.count())
-        .select_from(AuditEvent)
-        .where(
-            AuditEvent.action == "request.changes_requested",
-            AuditEvent.subject == f"update_request:{request.id}",
-        )
-    ).one()
-    round_number = int(previous) + 1
     request.state = RequestState.CHANGES_REQUESTED
     request.change_comment = comment
     session.add(request)
-    claims = [
-        Claim(
-            kind=CHANGES_REQUESTED,
-            key=f"{CHANGES_REQUESTED}:r{request.id}:n{round_number}:c{contact.id}:{channel}",
-            contact=contact,
-            channel=channel,
-            context={
-                "cycle_id": cycle.id,
-                "update_request_id": request.id,
-                "agency_id": request.agency_id,
-            },
-            cycle_id=cycle.id,
-            agency_id=request.agency_id,
-        )
-        for contact, channel in recipients(session, request.agency_id)
-    ]
-    ids = claim_ids(session, claims, now)
+    round_number, ids = claim_request_round(
+        session,
+        kind=CHANGES_REQUESTED,
+        request=request,
+        audit_action="request.changes_requested",
+        now=now,
+    )
     audit.record(
         session,
         actor=actor,
@@ -197,7 +185,7 @@ def request_changes(
         at=now,
         cycle_id=cycle.id,
         agency_id=request.agency_id,
-        subject=f"update_request:{request.id}",
+        subject=request_subject(request),
         detail={"comment": comment, "round": round_number, "messages": len(ids)},
     )
     session.flush()

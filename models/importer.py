@@ -344,11 +344,19 @@ class _Store:
                             block.links,
                         )
                     )
-            for position, line in enumerate(section.milestones):
-                milestone = milestones.get((objective.id, line.text))
-                if milestone is None:
+            # New milestones of the objective in one flush (PostgreSQL batches the INSERTs),
+            # then their "(Delayed from …)" baselines, which need their ids.
+            created: list[tuple[Milestone, MilestoneLine]] = []
+            for line in section.milestones:
+                if (objective.id, line.text) not in milestones:
                     milestone = self._milestone(plan.id, objective.id, line, agencies)
                     milestones[(objective.id, line.text)] = milestone
+                    created.append((milestone, line))
+            session.flush()
+            for milestone, line in created:
+                self._baseline(milestone, line)
+            for position, line in enumerate(section.milestones):
+                milestone = milestones[(objective.id, line.text)]
                 entries.append(
                     (
                         ReportEntry(
@@ -417,7 +425,10 @@ class _Store:
             updated_at=self.now,
         )
         self.session.add(milestone)
-        self.session.flush()
+        return milestone
+
+    def _baseline(self, milestone: Milestone, line: MilestoneLine) -> None:
+        """The revision that "(Delayed from X)" stands for: from X to the current period."""
         if line.delayed_from:
             previous_start: date | None = None
             previous_end: date | None = None
@@ -442,7 +453,6 @@ class _Store:
                     changed_at=self.now,
                 )
             )
-        return milestone
 
     def _clear(self, report: ObjectiveReport) -> None:
         session = self.session

@@ -46,7 +46,7 @@ from bench.bench_plan import PlanSize, ScratchDatabases
 from bench.common import QueryCounter, count_queries, print_table, seconds, time_runs
 from bench.generate_plan import generate_report_text
 from config.settings import Settings
-from models import drafts
+from models import drafts, publishing
 from models.accounts import add_account
 from models.answers import (
     AchievementAnswer,
@@ -271,6 +271,9 @@ def overview_context(engine: sa.Engine, cycle_id: int) -> dict[str, Any]:
             "flash": None,
             "view": view,
             "notes": drafts.review_notes(session, cycle, entries=False),
+            "signoffs": {
+                s.request_id: s for s in publishing.section_signoffs(session, cycle).values()
+            },
             "chart": status_chart(view.objectives),
             "status_keys": STATUS_KEYS,
             "status_labels": STATUS_LABELS,
@@ -278,7 +281,7 @@ def overview_context(engine: sa.Engine, cycle_id: int) -> dict[str, Any]:
 
 
 def draft_context(engine: sa.Engine, cycle_id: int) -> dict[str, Any]:
-    from web.dashboard_routes import _filters
+    from web.dashboard_routes import _filters, _signoff_list
 
     _filters()
     with Session(engine, expire_on_commit=False) as session:
@@ -297,6 +300,7 @@ def draft_context(engine: sa.Engine, cycle_id: int) -> dict[str, Any]:
             "doc": drafts.version_document(versions[-1]),
             "editable": True,
             "notes": drafts.review_notes(session, cycle),
+            "signoffs": _signoff_list(session, cycle),
         }
 
 

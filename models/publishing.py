@@ -192,14 +192,97 @@ def request_changes(
     return ids
 
 
+# --- per-agency section sign-off -------------------------------------------------------------
+
+SIGNED_OFF = "section.signed_off"
+# An agency's answer changing after a sign-off voids it: the coordinator signed off other text.
+_VOIDS_SIGNOFF = ("request.submitted", "request.changes_requested", "request.reopened")
+
+
+@dataclass(frozen=True)
+class SignOff:
+    """A coordinator's sign-off of one agency's section of the draft (an audit event)."""
+
+    actor: str
+    at: datetime
+    version: int
+    request_id: int
+
+
+def sign_off_section(
+    session: Session, request: UpdateRequest, now: datetime, actor: str
+) -> SignOff:
+    """Sign off an agency's submitted section of the latest draft version. Optional: approval
+    does not need it; a later submission, reopening or request for changes by that agency
+    voids it (``section_signoffs``)."""
+    cycle = session.get(Cycle, request.cycle_id)
+    assert cycle is not None and cycle.id is not None and request.id is not None
+    drafts.lock_cycle(session, cycle)
+    session.refresh(request)
+    agency = session.get(Agency, request.agency_id)
+    name = agency.acronym if agency is not None else f"agency {request.agency_id}"
+    if cycle.state is not CycleState.OPEN:
+        raise ReviewError(
+            f"the {cycle.year} cycle is {cycle.state.value}: sections can no longer be signed off"
+        )
+    if request.state is not RequestState.SUBMITTED:
+        raise ReviewError(
+            f"{name} has not submitted its answer (it is {request.state.value.replace('_', ' ')}):"
+            " only a submitted section can be signed off"
+        )
+    latest = drafts.latest_version(session, cycle)
+    if latest is None:
+        raise ReviewError(
+            f"the {cycle.year} report has no draft yet: compile it before signing off sections"
+        )
+    audit.record(
+        session,
+        actor=actor,
+        action=SIGNED_OFF,
+        at=now,
+        cycle_id=cycle.id,
+        agency_id=request.agency_id,
+        subject=request_subject(request),
+        detail={"version": latest.number},
+    )
+    session.flush()
+    return SignOff(actor, now, latest.number, request.id)
+
+
+def section_signoffs(session: Session, cycle: Cycle) -> dict[int, SignOff]:
+    """The standing sign-offs by agency id: each agency's latest, unless that agency's answer
+    was submitted, reopened or sent back for changes after it. One query."""
+    events = session.exec(
+        select(AuditEvent)
+        .where(
+            AuditEvent.cycle_id == cycle.id,
+            col(AuditEvent.agency_id).is_not(None),
+            col(AuditEvent.action).in_((SIGNED_OFF, *_VOIDS_SIGNOFF)),
+        )
+        .order_by(col(AuditEvent.id))
+    ).all()
+    standing: dict[int, SignOff] = {}
+    for row in events:
+        assert row.agency_id is not None
+        if row.action != SIGNED_OFF:
+            standing.pop(row.agency_id, None)
+            continue
+        request_id = int((row.subject or "").rpartition(":")[2] or 0)
+        standing[row.agency_id] = SignOff(
+            row.actor, row.at, int(row.detail.get("version", 0)), request_id
+        )
+    return standing
+
+
 # --- approval -------------------------------------------------------------------------------
 
 
 def approve(
     session: Session, cycle: Cycle, version: ReportVersion, now: datetime, actor: str
 ) -> ReportVersion:
-    """Approve the latest draft version: records who and when, makes the submitted answers
-    final (requests approved, the cycle approved)."""
+    """Approve the latest draft version: records who and when (and which agencies' sections
+    were signed off, if any), makes the submitted answers final (requests approved, the cycle
+    approved)."""
     assert cycle.id is not None
     drafts.lock_cycle(session, cycle)
     session.refresh(version)
@@ -213,6 +296,8 @@ def approve(
     if version.state is not VersionState.DRAFT:
         raise ReviewError(f"version {version.number} is already {version.state.value}")
     verify_version(version)
+    signoffs = section_signoffs(session, cycle)
+    acronyms = agencies_by_id(session, signoffs)
     for earlier in drafts.versions(session, cycle):
         if earlier.id != version.id and earlier.state is VersionState.APPROVED:
             earlier.state = VersionState.SUPERSEDED
@@ -244,6 +329,17 @@ def approve(
             "version": version.number,
             "checksum": version.checksum,
             "requests_approved": int(approved_requests or 0),
+            "sections_signed_off": [
+                {
+                    "agency": acronyms[agency_id].acronym
+                    if agency_id in acronyms
+                    else str(agency_id),
+                    "by": signoff.actor,
+                    "at": signoff.at.isoformat(),
+                    "version": signoff.version,
+                }
+                for agency_id, signoff in sorted(signoffs.items())
+            ],
         },
     )
     session.flush()

@@ -19,6 +19,7 @@ from config.settings import Settings
 from models import drafts
 from models.accounts import add_account
 from models.clock import SimulatedClock
+from models.publishing import SIGNED_OFF
 from models.tables import (
     AuditEvent,
     CycleState,
@@ -235,11 +236,13 @@ def test_every_dashboard_post_needs_the_csrf_token(
             f"/dashboard/cycles/{c.cycle.id}/requests/{c.requests['NZP'].id}/changes",
             {"comment": "More."},
         ),
+        (f"/dashboard/cycles/{c.cycle.id}/requests/{c.requests['MBIE'].id}/signoff", {}),
         ("/dashboard/signout", {}),
     ):
         response = client.post(path, data={"csrf": "forged", **data}, follow_redirects=False)
         assert response.status_code == 403, path
     assert versions(session) == []
+    assert not session.exec(select(AuditEvent).where(AuditEvent.action == SIGNED_OFF)).all()
     session.refresh(c.requests["NZP"])
     assert c.requests["NZP"].state is not RequestState.CHANGES_REQUESTED
 
@@ -451,3 +454,60 @@ def test_a_get_never_changes_anything(
         assert client.get(path).status_code in (200, 405), path
     assert snapshot() == before
     assert session.exec(select(sa.func.count()).select_from(AuditEvent)).one() == events
+
+
+def signoff_path(c: Cycle2022, acronym: str) -> str:
+    return f"/dashboard/cycles/{c.cycle.id}/requests/{c.requests[acronym].id}/signoff"
+
+
+def test_sign_off_a_section_from_the_overview_shown_on_the_overview_and_the_draft(
+    session: Session, c: Cycle2022, make_client: ClientFactory
+) -> None:
+    client, csrf = signed_in(make_client)
+    client.post(f"/dashboard/cycles/{c.cycle.id}/compile", data={"csrf": csrf})
+    overview_html = client.get(f"/dashboard/cycles/{c.cycle.id}").text
+    assert f'action="{signoff_path(c, "MBIE")}"' in overview_html
+    assert f'action="{signoff_path(c, "NZP")}"' not in overview_html, "NZP has not submitted"
+    assert "igned off by" not in overview_html, "nothing shown while unused"
+    assert "Sections signed off" not in client.get(f"/dashboard/cycles/{c.cycle.id}/draft").text
+
+    response = client.post(signoff_path(c, "MBIE"), data={"csrf": csrf}, follow_redirects=False)
+
+    assert response.status_code == 303
+    event = session.exec(select(AuditEvent).where(AuditEvent.action == SIGNED_OFF)).one()
+    assert (event.actor, event.subject, event.detail) == (
+        EMAIL,
+        f"update_request:{c.requests['MBIE'].id}",
+        {"version": 1},
+    )
+    shown = client.get(response.headers["location"]).text
+    assert "Section signed off (draft version 1)." in shown
+    day = START.strftime("%Y-%m-%d")
+    assert f"Signed off by {EMAIL} on {day} (version 1)" in shown
+    draft = client.get(f"/dashboard/cycles/{c.cycle.id}/draft").text
+    assert f"<strong>MBIE</strong>: signed off by {EMAIL} on {day} (version 1)" in draft
+
+    refused = client.post(signoff_path(c, "NZP"), data={"csrf": csrf})
+    assert refused.status_code == 409 and "NZP has not submitted its answer" in refused.text
+
+    client.post(
+        f"/dashboard/cycles/{c.cycle.id}/requests/{c.requests['MBIE'].id}/changes",
+        data={"csrf": csrf, "comment": "Add the link."},
+    )
+    assert "igned off by" not in client.get(f"/dashboard/cycles/{c.cycle.id}").text
+    assert "Sections signed off" not in client.get(f"/dashboard/cycles/{c.cycle.id}/draft").text
+
+
+def test_a_section_cannot_be_signed_off_without_signing_in(
+    session: Session, c: Cycle2022, make_client: ClientFactory
+) -> None:
+    drafts.compile_cycle(session, c.cycle, START, "schedule")
+    session.commit()
+    client = make_client()
+    csrf = csrf_of(client.get("/dashboard/signin").text)
+
+    response = client.post(signoff_path(c, "MBIE"), data={"csrf": csrf}, follow_redirects=False)
+
+    assert response.status_code == 303
+    assert response.headers["location"] == "/dashboard/signin"
+    assert not session.exec(select(AuditEvent).where(AuditEvent.action == SIGNED_OFF)).all()

@@ -16,7 +16,7 @@ from sqlmodel import Session, col, select
 from models import drafts, publishing
 from models.document import ReportDocument
 from models.messages import render_message
-from models.submissions import load_request_view
+from models.submissions import load_request_view, reopen
 from models.tables import (
     AccessToken,
     AuditEvent,
@@ -321,3 +321,102 @@ def test_compile_due_cycles_runs_once_per_trigger(session: Session, c: Cycle2022
     assert [(r.trigger, r.created) for r in after_deadline] == [("deadline", False)]
     assert publishing.compile_due_cycles(session, LATER.replace(year=2023, month=3, day=3)) == []
     assert LATER.replace(year=2023, month=3, day=2).date() > DEADLINE
+
+
+# --- per-agency section sign-off ------------------------------------------------------------
+
+
+def approved_detail(session: Session) -> dict[str, object]:
+    event = session.exec(select(AuditEvent).where(AuditEvent.action == "report.approved")).one()
+    return dict(event.detail)
+
+
+def test_a_section_sign_off_is_recorded_and_listed_in_the_approval(
+    session: Session, c: Cycle2022
+) -> None:
+    answer_mbie(session, c)
+    mbie = c.requests["MBIE"]
+    with pytest.raises(publishing.ReviewError, match="no draft yet"):
+        publishing.sign_off_section(session, mbie, LATER, COORDINATOR)
+    version = drafts.compile_cycle(session, c.cycle, LATER, COORDINATOR)
+    assert publishing.section_signoffs(session, c.cycle) == {}
+
+    done = publishing.sign_off_section(session, mbie, LATER, "ana@mbie.govt.nz")
+
+    assert (done.actor, done.at, done.version, done.request_id) == (
+        "ana@mbie.govt.nz",
+        LATER,
+        version.number,
+        mbie.id,
+    )
+    event = session.exec(select(AuditEvent).where(AuditEvent.action == publishing.SIGNED_OFF)).one()
+    assert (event.actor, event.agency_id, event.subject, event.detail) == (
+        "ana@mbie.govt.nz",
+        mbie.agency_id,
+        f"update_request:{mbie.id}",
+        {"version": version.number},
+    )
+    assert publishing.section_signoffs(session, c.cycle) == {mbie.agency_id: done}
+
+    publishing.approve(session, c.cycle, version, LATER, COORDINATOR)
+    assert approved_detail(session)["sections_signed_off"] == [
+        {
+            "agency": "MBIE",
+            "by": "ana@mbie.govt.nz",
+            "at": LATER.isoformat(),
+            "version": version.number,
+        }
+    ]
+    # The sign-off still stands for the approved report; no more can be made.
+    assert set(publishing.section_signoffs(session, c.cycle)) == {mbie.agency_id}
+    with pytest.raises(publishing.ReviewError, match="cycle is approved"):
+        publishing.sign_off_section(session, mbie, LATER, COORDINATOR)
+
+
+def test_approving_needs_no_sign_off(session: Session, c: Cycle2022) -> None:
+    answer_mbie(session, c)
+    version = drafts.compile_cycle(session, c.cycle, LATER, COORDINATOR)
+    publishing.approve(session, c.cycle, version, LATER, COORDINATOR)
+    assert approved_detail(session)["sections_signed_off"] == []
+
+
+def test_a_section_not_submitted_cannot_be_signed_off(session: Session, c: Cycle2022) -> None:
+    answer_mbie(session, c)
+    drafts.compile_cycle(session, c.cycle, LATER, COORDINATOR)
+    with pytest.raises(publishing.ReviewError, match="NZP has not submitted its answer"):
+        publishing.sign_off_section(session, c.requests["NZP"], LATER, COORDINATOR)
+    assert publishing.section_signoffs(session, c.cycle) == {}
+    assert not session.exec(
+        select(AuditEvent).where(AuditEvent.action == publishing.SIGNED_OFF)
+    ).all()
+
+
+def test_a_request_for_changes_and_the_resubmission_void_the_sign_off(
+    session: Session, c: Cycle2022
+) -> None:
+    answer_mbie(session, c)
+    nzp = c.requests["NZP"]
+    submit(session, nzp, complete_answer(session, nzp), author="sam@police.govt.nz")
+    drafts.compile_cycle(session, c.cycle, LATER, COORDINATOR)
+    mbie = c.requests["MBIE"]
+    publishing.sign_off_section(session, mbie, LATER, COORDINATOR)
+    kept = publishing.sign_off_section(session, nzp, LATER, COORDINATOR)
+
+    publishing.request_changes(session, mbie, "Add the link.", LATER, COORDINATOR)
+    assert publishing.section_signoffs(session, c.cycle) == {nzp.agency_id: kept}
+    with pytest.raises(publishing.ReviewError, match="changes requested"):
+        publishing.sign_off_section(session, mbie, LATER, COORDINATOR)
+
+    # The agency answers again; the coordinator signs off the new draft; the agency reopens
+    # its answer and submits once more: that sign-off is void too, and stays void.
+    answer_mbie(session, c, "Guidance published, with the link.")
+    session.refresh(mbie)
+    assert mbie.state is RequestState.SUBMITTED
+    version = drafts.compile_cycle(session, c.cycle, LATER + timedelta(hours=1), COORDINATOR)
+    again = publishing.sign_off_section(session, mbie, LATER + timedelta(hours=1), COORDINATOR)
+    assert again.version == version.number
+    assert publishing.section_signoffs(session, c.cycle)[mbie.agency_id] == again
+    reopen(session, mbie.id or 0, author="kahu@mbie.govt.nz", now=LATER + timedelta(hours=2))
+    assert publishing.section_signoffs(session, c.cycle) == {nzp.agency_id: kept}
+    answer_mbie(session, c, "Guidance published, with the link and the date.")
+    assert publishing.section_signoffs(session, c.cycle) == {nzp.agency_id: kept}

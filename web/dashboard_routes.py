@@ -292,11 +292,13 @@ def overview_page(request: Request, cycle_id: int) -> Response:
         cycle, _plan = _cycle(db, cycle_id)
         view = overview(db, cycle)
         notes = drafts.review_notes(db, cycle, entries=False)
+        signoffs = {s.request_id: s for s in publishing.section_signoffs(db, cycle).values()}
         return page(
             request,
             "overview.html",
             view=view,
             notes=notes,
+            signoffs=signoffs,
             chart=status_chart(view.objectives),
             status_keys=STATUS_KEYS,
             status_labels=STATUS_LABELS,
@@ -344,6 +346,7 @@ def draft_page(
                 doc=None,
                 editable=False,
                 notes=None,
+                signoffs=[],
                 coordinator=account.email,
             )
         shown = versions[-1] if version is None else drafts.find_version(db, cycle, version)
@@ -358,10 +361,24 @@ def draft_page(
             doc=drafts.version_document(shown),
             editable=shown.id == latest.id,
             notes=drafts.review_notes(db, cycle),
+            signoffs=_signoff_list(db, cycle),
             coordinator=account.email,
         )
 
     return _guarded(request, work, post=False)
+
+
+def _signoff_list(db: Session, cycle: Cycle) -> list[tuple[str, publishing.SignOff]]:
+    """The standing section sign-offs as (agency acronym, sign-off), by acronym."""
+    signoffs = publishing.section_signoffs(db, cycle)
+    agencies = publishing.agencies_by_id(db, signoffs)
+    return sorted(
+        (
+            (agencies[agency_id].acronym if agency_id in agencies else str(agency_id), signoff)
+            for agency_id, signoff in signoffs.items()
+        ),
+        key=lambda pair: pair[0],
+    )
 
 
 def _entry_text(db: Session, cycle: Cycle, entry_id: int) -> str:
@@ -577,6 +594,27 @@ def request_changes(
     response = _guarded(request, work, post=True)
     _enqueue(request, claimed)
     return response
+
+
+@router.post("/dashboard/cycles/{cycle_id}/requests/{request_id}/signoff")
+def sign_off_section(
+    request: Request, cycle_id: int, request_id: int, csrf: Annotated[str, Form()] = ""
+) -> Response:
+    require_csrf(request, csrf)
+
+    def work(app: AppState, db: Session, account: Account) -> Response:
+        cycle, _plan = _cycle(db, cycle_id)
+        update = db.get(UpdateRequest, request_id)
+        if update is None or update.cycle_id != cycle.id:
+            raise LookupError(f"no update request {request_id} in the {cycle.year} cycle")
+        done = publishing.sign_off_section(db, update, app.now(), account.email)
+        return _redirect(
+            f"/dashboard/cycles/{cycle_id}#agencies",
+            f"Section signed off (draft version {done.version}).",
+            request,
+        )
+
+    return _guarded(request, work, post=True)
 
 
 def _chosen_version(db: Session, cycle: Cycle, number: int) -> ReportVersion:

@@ -44,8 +44,8 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
         re.compile(r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]*://)[^/\s@'\"<>]+@"),
         rf"\g<scheme>{REDACTED}@",
     ),
-    # the agency form's link: /r/<token>. Same placeholder as web.security's access-log
-    # filter, so whichever of the two runs first, the line reads the same.
+    # the agency form's link: /r/<token> (web.security puts this filter on uvicorn's access
+    # log even where our logging is not configured).
     (re.compile(r"/r/[^/\s?#'\"<>]+"), LINK_PATH_PLACEHOLDER),
     # query values that are secrets: ?token=…, &pass=… (Apprise), password, secret, key …
     (

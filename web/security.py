@@ -16,17 +16,18 @@ from __future__ import annotations
 
 import hmac
 import logging
-import re
 import secrets
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any
 
 from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from config.logging import LINK_PATH_PLACEHOLDER, RedactingFilter
+from config.logging import redact as redact  # re-exported for the web tests and callers
 
 CSRF_SESSION_KEY = "csrf"
 CSRF_FIELD = "csrf"
@@ -230,33 +231,10 @@ def client_address(request: Request) -> str:
 
 # --- logs --------------------------------------------------------------------------------------
 
-_TOKEN_PATH = re.compile(r"/r/[^/?#\s\"']+")
-REDACTED_PATH = "/r/[redacted]"
-
-
-def redact(text: str) -> str:
-    return _TOKEN_PATH.sub(REDACTED_PATH, text)
-
-
-class TokenRedactingFilter(logging.Filter):
-    """Rewrites ``/r/<token>`` to ``/r/[redacted]`` in a log record's message and arguments
-    (uvicorn's access log passes the path as an argument)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.msg, str):
-            record.msg = redact(record.msg)
-        if isinstance(record.args, tuple):
-            record.args = tuple(_redact_arg(arg) for arg in record.args)
-        elif isinstance(record.args, dict):
-            record.args = {key: _redact_arg(value) for key, value in record.args.items()}
-        return True
-
-
-def _redact_arg(value: Any) -> Any:
-    return redact(value) if isinstance(value, str) else value
-
-
-redact_tokens = TokenRedactingFilter()
+# One redaction for every log line (config.logging): link tokens and credentials. This
+# instance goes on uvicorn's loggers even when the process did not configure our logging.
+REDACTED_PATH = LINK_PATH_PLACEHOLDER
+redact_tokens = RedactingFilter()
 
 ACCESS_LOGGERS = ("uvicorn.access", "uvicorn.error")
 

@@ -130,7 +130,8 @@ def open_command(
         for item in opened.requests:
             if item.has_contacts:
                 to = ", ".join(labels.get(item.agency.id or 0, []))
-                console.print(f"  {item.agency.acronym:<10} update request to {to}")
+                via = f" (through {item.routed_via.acronym})" if item.routed_via else ""
+                console.print(f"  {item.agency.acronym:<10} update request to {to}{via}")
             else:
                 console.print(
                     f"  {item.agency.acronym:<10} no contacts: request left pending; add one "
@@ -225,7 +226,10 @@ def resend_command(
 
 def sweep_command(now: NowOption = None, dry_run: DryRunOption = False) -> None:
     """Send what is due now: milestone and deadline reminders, escalations, slip notices."""
+    from sqlmodel import select
+
     from models.sweep import sweep
+    from models.tables import Agency
 
     settings = load_settings()
     at, clock = _clock(now, settings)
@@ -244,6 +248,7 @@ def sweep_command(now: NowOption = None, dry_run: DryRunOption = False) -> None:
             f"{result.escalations} escalation(s), "
             f"{len(result.slipped_milestone_ids)} milestone(s) newly slipped"
         )
+        acronyms = {a.id: a.acronym for a in session.exec(select(Agency))}
         for digest in result.digests:
             parts = ["update request"] if digest.kind == "update_request" else []
             if digest.milestone_reminders:
@@ -254,7 +259,9 @@ def sweep_command(now: NowOption = None, dry_run: DryRunOption = False) -> None:
                 parts.append(f"{digest.escalations} overdue")
             if digest.slipped:
                 parts.append(f"{digest.slipped} slipped")
-            console.print(f"  {digest.kind:<10} to {digest.recipient}: {', '.join(parts)}")
+            # The agency too: a parent's contact may read for its business units.
+            about = f" for {acronyms[digest.agency]}" if digest.agency in acronyms else ""
+            console.print(f"  {digest.kind:<10} to {digest.recipient}{about}: {', '.join(parts)}")
         if dry_run:
             session.rollback()
             console.print("dry run: nothing written, nothing sent")

@@ -396,3 +396,34 @@ def split_recipients(
         else:
             by_agency.setdefault(contact.agency_id, []).extend(channels(contact))
     return by_agency, coordinators
+
+
+def agency_parents(session: Session) -> dict[int, int | None]:
+    """Every agency's parent id (one query)."""
+    return {
+        agency_id: parent_id
+        for agency_id, parent_id in session.execute(
+            sa.select(col(Agency.id), col(Agency.parent_id))
+        ).all()
+    }
+
+
+def route_through_parents(
+    by_agency: dict[int, list[Recipient]], parents: dict[int, int | None]
+) -> dict[int, list[Recipient]]:
+    """Agency recipients with business units that have no contacts of their own (INZ) reached
+    through their nearest ancestor that has some (MBIE). The unit keeps its own request, link
+    and messages; only who reads them changes, so nothing due for it goes unsent."""
+    routed = dict(by_agency)
+    for agency_id in parents:
+        if by_agency.get(agency_id):
+            continue
+        seen = {agency_id}
+        parent = parents.get(agency_id)
+        while parent is not None and parent not in seen:
+            if by_agency.get(parent):
+                routed[agency_id] = by_agency[parent]
+                break
+            seen.add(parent)
+            parent = parents.get(parent)
+    return routed

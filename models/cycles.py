@@ -75,6 +75,8 @@ class AgencyRequest:
     agency: Agency
     request: UpdateRequest
     messages: int
+    # The ancestor whose contacts read for a business unit with none of its own (INZ → MBIE).
+    routed_via: Agency | None = None
 
     @property
     def has_contacts(self) -> bool:
@@ -161,7 +163,15 @@ def open_cycle(
                     agency_id=agency_id,
                 )
             )
-        opened.requests.append(AgencyRequest(agencies[agency_id], request, len(found)))
+        via = found[0][0].agency_id if found else agency_id
+        opened.requests.append(
+            AgencyRequest(
+                agencies[agency_id],
+                request,
+                len(found),
+                session.get(Agency, via) if via != agency_id else None,
+            )
+        )
     opened.notification_ids = claim_ids(session, claims, now)
     audit.record(
         session,

@@ -205,6 +205,7 @@ class _View:
             "audience": self.audience,
             "name": (contact.name if contact and contact.name else None),
             "agency": _agency(agency),
+            "routed_via": self._routed_via(contact, agency),
             "plan_title": plan.title if plan else _any_plan_title(session),
             "cycle": self._cycle(cycle),
             "link": link,
@@ -260,6 +261,19 @@ class _View:
         ).all()
         leads = self._agency_names({m.lead_agency_id for m, _o, _p in rows if m.lead_agency_id})
         return _group(rows, self.today, leads if with_lead else None)
+
+    def _routed_via(self, contact: Contact | None, agency: Agency | None) -> dict[str, str] | None:
+        """The parent agency whose contact receives a business unit's message (INZ through
+        MBIE), so the message says why it came to them; None when it is the agency's own."""
+        if (
+            self.audience != "agency"
+            or contact is None
+            or agency is None
+            or contact.is_coordinator
+            or contact.agency_id == agency.id
+        ):
+            return None
+        return _agency(self.session.get(Agency, contact.agency_id))
 
     def _agency_names(self, ids: set[int]) -> dict[int, str]:
         if not ids:

@@ -41,7 +41,14 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlmodel import Session, col
 
-from models.contacts import Recipient, active_contacts, recipient_label, split_recipients
+from models.contacts import (
+    Recipient,
+    active_contacts,
+    agency_parents,
+    recipient_label,
+    route_through_parents,
+    split_recipients,
+)
 from models.cycles import OPEN_MILESTONE, UPDATE_REQUEST, update_request_key
 from models.notifications import (
     Claim,
@@ -193,6 +200,7 @@ def sweep(
 
     requests = _open_requests(session)
     by_agency, coordinators = split_recipients(active_contacts(session))
+    by_agency = route_through_parents(by_agency, agency_parents(session))
     # Milestone reminders and slip notices carry the link of the plan's latest open cycle.
     request_for = {
         (r.plan_id, r.agency_id): r for r in sorted(requests, key=lambda r: (r.year, r.id))
@@ -202,7 +210,9 @@ def sweep(
 
     def agency_digest(recipient: Recipient, agency_id: int, request: _Request | None) -> _Digest:
         contact, channel = recipient
-        key = ("agency", contact.id, channel, request.cycle_id if request else None)
+        # Per agency too: a parent's contact who also reads for a business unit gets the
+        # unit's digest, with the unit's link, apart from the parent's own.
+        key = ("agency", contact.id, channel, agency_id, request.cycle_id if request else None)
         if key not in digests:
             digests[key] = _Digest(recipient, "agency", agency_id=agency_id, request=request)
         return digests[key]

@@ -85,18 +85,29 @@ def test_cycle_open_dry_run_then_open_send_status_sweep_and_resend(
     assert "MBIE       update request to alice@mbie.govt.nz" in dry
     assert "NZP        update request to bob@police.govt.nz" in dry
     assert "DIA        no contacts" in dry
+    # INZ and ENZ are business units of MBIE with no contacts of their own: MBIE's contact
+    # reads for them, each with its own request and link.
+    assert "INZ        update request to alice@mbie.govt.nz (through MBIE)" in dry
+    assert "ENZ        update request to alice@mbie.govt.nz (through MBIE)" in dry
     assert "dry run: nothing written, nothing sent" in dry
     assert count(env, "cycle") == 0 and count(env, "notification") == 0
     assert outbox(env) == []
 
     opened = run(cli, *open_args)
-    assert "delivered: 2 sent, 0 to retry, 0 failed" in opened
+    assert "delivered: 4 sent, 0 to retry, 0 failed" in opened
     mails = outbox(env)
     assert sorted(str(m["To"]) for m in mails) == [
         "Alice <alice@mbie.govt.nz>",
+        "Alice <alice@mbie.govt.nz>",
+        "Alice <alice@mbie.govt.nz>",
         "Bob <bob@police.govt.nz>",
     ]
-    alice = next(m for m in mails if "alice" in str(m["To"]))
+    inz = next(m for m in mails if str(m["Subject"]).startswith("Please send INZ's"))
+    inz_text = body(inz)
+    assert "because Immigration New Zealand (INZ) is part of MBIE" in inz_text
+    assert "This link is just for INZ" in inz_text
+    inz_token = LINK.search(inz_text)
+    alice = next(m for m in mails if str(m["Subject"]).startswith("Please send MBIE's"))
     assert alice["Subject"] == "Please send MBIE's 2022 progress update by Friday 2 December 2022"
     text = body(alice)
     assert "Quarter 1 2022: Complete research programme" in text
@@ -107,6 +118,9 @@ def test_cycle_open_dry_run_then_open_send_status_sweep_and_resend(
         hashes = connection.execute(sa.text("SELECT token_hash FROM accesstoken")).scalars().all()
     engine.dispose()
     assert hash_token(token.group(1)) in hashes and token.group(1) not in hashes
+    assert "is part of" not in text  # MBIE's own request says nothing of routing
+    assert inz_token is not None and inz_token.group(1) != token.group(1)
+    assert hash_token(inz_token.group(1)) in hashes
 
     again = run(cli, *open_args, code=1)
     assert "the 2022 cycle of" in again and "was already opened on 2022-02-01" in again
@@ -138,11 +152,17 @@ def test_cycle_open_dry_run_then_open_send_status_sweep_and_resend(
     assert [str(m["Subject"]) for m in bobs] == [
         "Please send NZP's 2022 progress update by Friday 2 December 2022"
     ] * 2
-    # MBIE leads the Quarter 1 2022 milestones; three December 2021 ones have slipped.
-    assert "claimed 2 message(s)" in swept and "3 milestone(s) newly slipped" in swept
+    # MBIE and its business units INZ and ENZ lead the Quarter 1 2022 milestones; three
+    # December 2021 ones have slipped. Alice reads for all three, one digest each.
+    assert "claimed 4 message(s)" in swept and "3 milestone(s) newly slipped" in swept
+    assert "reminder   to alice@mbie.govt.nz for INZ: " in swept
+    assert "reminder   to alice@mbie.govt.nz for ENZ: " in swept
     reminders = [m for m in outbox(env) if str(m["Subject"]).startswith("Reminder:")]
-    assert [str(m["To"]) for m in reminders] == ["Alice <alice@mbie.govt.nz>"]
-    assert "Quarter 1 2022: Complete research programme" in body(reminders[0])
+    assert [str(m["To"]) for m in reminders] == ["Alice <alice@mbie.govt.nz>"] * 3
+    mbie = next(m for m in reminders if "MBIE milestone" in str(m["Subject"]))
+    assert "Quarter 1 2022: Complete research programme" in body(mbie)
+    inz = next(m for m in reminders if "INZ milestone" in str(m["Subject"]))
+    assert "is part of MBIE and has no contact of its own" in body(inz)
     slipped = [m for m in outbox(env) if "slipped" in str(m["Subject"])]
     assert [str(m["To"]) for m in slipped] == ["Carol <carol@coordination.govt.nz>"]
     assert "claimed 0 message(s)" in run(cli, "sweep", "--now", "2022-03-01T10:00")

@@ -492,3 +492,62 @@ def _notify(session: Session) -> str:
 
 def _aware(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def test_a_business_unit_without_contacts_is_reached_through_its_parent(
+    session: Session,
+) -> None:
+    """INZ (part of MBIE) leads a milestone and has no contacts: MBIE's contact gets INZ's
+    update request and reminders as INZ's own messages, apart from MBIE's; once INZ has a
+    contact of its own, that contact gets them instead."""
+    built = build_plan(session)
+    inz = built.agencies["INZ"]
+    triage = built.milestones["triage"]
+    triage.lead_agency_id = inz.id
+    session.add(triage)
+    session.flush()
+    _open(session, built)
+    requests = {r.agency_id: r for r in session.exec(select(UpdateRequest)).all()}
+    assert inz.id in requests
+    first = notifications(session)
+    for_inz = [n for n in first if n.agency_id == inz.id]
+    assert [n.recipient for n in for_inz if n.channel == "email"] == ["alice@mbie.govt.nz"]
+    message = _render(session, for_inz[0], nz("2022-02-01"))
+    assert "Please send INZ's 2022 progress update" in message.subject
+    assert "because Immigration New Zealand (INZ) is part of MBIE" in message.text
+    assert "because Immigration New Zealand (INZ) is part of MBIE" in (message.html or "")
+
+    march = sweep(session, nz("2022-03-01"), settings())
+    alice = to(session, march.notification_ids, "alice@mbie.govt.nz")
+    assert sorted(n.agency_id or 0 for n in alice) == sorted(
+        [built.agencies["MBIE"].id or 0, inz.id or 0]
+    )
+    by_agency = {n.agency_id: n for n in alice}
+    assert by_agency[inz.id].context["milestone_ids"] == [triage.id]
+    assert triage.id not in by_agency[built.agencies["MBIE"].id].context["milestone_ids"]
+    inz_reminder = _render(session, by_agency[inz.id], nz("2022-03-01"))
+    assert "Implement the joint INZ-ENZ triage model." in inz_reminder.text
+    assert "is part of MBIE" in inz_reminder.text
+    mbie_reminder = _render(session, by_agency[built.agencies["MBIE"].id], nz("2022-03-01"))
+    assert "is part of" not in mbie_reminder.text
+
+    # INZ gets a contact of its own: the 7-day reminder goes to it, not to MBIE's.
+    session.add(
+        Contact(
+            agency_id=inz.id or 0,
+            email="ina@inz.govt.nz",
+            created_at=nz("2022-03-02"),
+        )
+    )
+    session.flush()
+    seven = sweep(session, nz("2022-03-24"), settings())
+    # (Nothing was delivered in this test, so INZ's request is still pending and Ina gets
+    # it too, as any new contact of an agency whose request has not gone out yet.)
+    (ina,) = [
+        n for n in to(session, seven.notification_ids, "ina@inz.govt.nz") if n.kind == "reminder"
+    ]
+    assert ina.context["milestone_ids"] == [triage.id]
+    assert "is part of" not in _render(session, ina, nz("2022-03-24")).text
+    assert all(
+        n.agency_id != inz.id for n in to(session, seven.notification_ids, "alice@mbie.govt.nz")
+    )

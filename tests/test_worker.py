@@ -173,11 +173,20 @@ def test_a_message_goes_broker_worker_apprise_smtp(
     wait_until("every update request sent", world.all_settled)
     mails = smtp_server.wait_for(len(world.update_request_ids))
 
-    assert len(world.update_request_ids) == 2
+    # MBIE's contact also reads for its business units INZ and ENZ (no contacts of their own).
+    assert len(world.update_request_ids) == 4
     assert set(world.states().values()) == {DeliveryState.SENT}
     assert sorted(address for mail in mails for address in mail.rcpt_tos) == [
         "plan.team@mbie.example.govt.nz",
+        "plan.team@mbie.example.govt.nz",
+        "plan.team@mbie.example.govt.nz",
         "sam.tipene@police.example.govt.nz",
+    ]
+    assert sorted(mail.subject.split("'")[0] for mail in mails) == [
+        "Please send ENZ",
+        "Please send INZ",
+        "Please send MBIE",
+        "Please send NZP",
     ]
     [police] = smtp_server.to("sam.tipene@police.example.govt.nz")
     assert police.subject.startswith("Please send NZP's 2022 progress update by")
@@ -194,11 +203,17 @@ def test_a_message_goes_broker_worker_apprise_smtp(
         states = session.exec(
             select(Agency.acronym, UpdateRequest.state)
             .join(Agency, col(Agency.id) == UpdateRequest.agency_id)
-            .where(col(Agency.acronym).in_(["NZP", "MBIE"]))
+            .where(col(Agency.acronym).in_(["NZP", "MBIE", "INZ", "ENZ", "DIA"]))
         ).all()
     # after_sent ran: the requests whose link went out are "sent" (the others wait for a
     # contact).
-    assert sorted(states) == [("MBIE", RequestState.SENT), ("NZP", RequestState.SENT)]
+    assert sorted(states) == [
+        ("DIA", RequestState.PENDING),
+        ("ENZ", RequestState.SENT),
+        ("INZ", RequestState.SENT),
+        ("MBIE", RequestState.SENT),
+        ("NZP", RequestState.SENT),
+    ]
 
 
 def test_a_task_delivered_twice_sends_once(
@@ -256,12 +271,15 @@ def test_a_refused_recipient_fails_and_the_worker_tells_the_coordinator(
     for notification_id in world.update_request_ids:
         celery_app.send_task(SEND_TASK, args=[notification_id])
 
-    wait_until("the delivery_failed notice sent", lambda: len(world.states()) == 3)
+    # Four update requests (MBIE's contact reads for INZ and ENZ too) and the notice.
+    wait_until("the delivery_failed notice sent", lambda: len(world.states()) == 5)
     wait_until("everything settled", world.all_settled)
 
-    mails = smtp_server.wait_for(2)
+    mails = smtp_server.wait_for(4)
     assert sorted(a for mail in mails for a in mail.rcpt_tos) == [
         "coordinator@mbie.example.govt.nz",
+        "plan.team@mbie.example.govt.nz",
+        "plan.team@mbie.example.govt.nz",
         "plan.team@mbie.example.govt.nz",
     ]
     [notice] = smtp_server.to("coordinator@mbie.example.govt.nz")

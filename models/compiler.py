@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date
 from typing import Any, Protocol
 
@@ -54,6 +55,28 @@ def _rows(session: Session, statement: sa.Select[Any]) -> Sequence[sa.Row[Any]]:
     return session.connection().execute(statement).all()
 
 
+def _tuples(session: Session, statement: sa.Select[Any]) -> Sequence[Sequence[Any]]:
+    """Plain rows through Core, to unpack in a loop (the cheapest way to read a row)."""
+    rows: Sequence[Sequence[Any]] = session.connection().execute(statement).all()
+    return rows
+
+
+def _raw(column: sa.ColumnElement[Any]) -> sa.ColumnElement[str]:
+    """An enum column as its stored value: the document holds values, so converting each row
+    to the enum and back is work for nothing."""
+    return sa.type_coerce(column, sa.String())
+
+
+@dataclass(frozen=True, slots=True)
+class _MilestoneRow:
+    id: int
+    text: str
+    due_text: str | None
+    due_start: date | None
+    due_end: date | None
+    status: str
+
+
 class MilestoneFields(Protocol):
     """What a report needs of a milestone (an ORM row or a selected row)."""
 
@@ -68,7 +91,7 @@ class MilestoneFields(Protocol):
     @property
     def due_end(self) -> date | None: ...
     @property
-    def status(self) -> MilestoneStatus: ...
+    def status(self) -> MilestoneStatus | str: ...
 
 
 class RevisionFields(Protocol):
@@ -115,28 +138,32 @@ def milestone_as_of(
                 later[0].previous_end,
             )
     # Rows from the database are trusted: construct without re-validating (20,000 of them).
-    return MilestoneLine.model_construct(
-        text=milestone.text,
-        due=due,
-        start=start,
-        end=end,
-        delayed_from=known[0].previous_due_text if known else None,
-        lead=lead,
-        status=milestone.status.value,
-        links=links if links is not None else [],
-        history=[
-            Revision.model_construct(
-                year=r.year,
-                previous=r.previous_due_text,
-                new=r.new_due_text,
-                reason=r.reason,
-                changed_by=r.changed_by,
-            )
-            for r in known
-        ],
-        not_updated=not_updated,
-        milestone_id=milestone.id,
-        entry_id=entry_id,
+    return MilestoneLine.trusted(
+        {
+            "text": milestone.text,
+            "due": due,
+            "start": start,
+            "end": end,
+            "delayed_from": known[0].previous_due_text if known else None,
+            "lead": lead,
+            "status": MilestoneStatus(milestone.status).value,
+            "links": links if links is not None else [],
+            "history": [
+                Revision.trusted(
+                    {
+                        "year": r.year,
+                        "previous": r.previous_due_text,
+                        "new": r.new_due_text,
+                        "reason": r.reason,
+                        "changed_by": r.changed_by,
+                    }
+                )
+                for r in known
+            ],
+            "not_updated": not_updated,
+            "milestone_id": milestone.id,
+            "entry_id": entry_id,
+        }
     )
 
 
@@ -160,11 +187,25 @@ def build_document(session: Session, plan_id: int, year: int) -> ReportDocument:
     objectives = session.exec(
         select(Objective).where(Objective.plan_id == plan_id).order_by(col(Objective.position))
     ).all()
-    actions_by_objective: dict[int, list[Action]] = defaultdict(list)
-    for action in session.exec(
-        select(Action).where(Action.plan_id == plan_id).order_by(col(Action.position))
+    actions_by_objective: dict[int, list[ActionLine]] = defaultdict(list)
+    for objective_id, number, text, footnoted, incorporated_into in _tuples(
+        session,
+        sa.select(
+            *_columns(Action, "objective_id", "number", "text", "footnoted", "incorporated_into")
+        )
+        .where(col(Action.plan_id) == plan_id)
+        .order_by(col(Action.position)),
     ):
-        actions_by_objective[action.objective_id].append(action)
+        actions_by_objective[objective_id].append(
+            ActionLine.trusted(
+                {
+                    "number": number,
+                    "text": text,
+                    "footnoted": footnoted,
+                    "incorporated_into": incorporated_into,
+                }
+            )
+        )
 
     acronyms = {a.id: a.acronym for a in session.exec(select(Agency))}
     reports = {
@@ -182,62 +223,29 @@ def build_document(session: Session, plan_id: int, year: int) -> ReportDocument:
     ):
         active[row.objective_report_id].append(row)
 
-    # The large tables are read as plain rows of the columns a report needs: no ORM
-    # identity map, no timestamps to convert (a plan may hold 20,000 milestones).
-    entries: dict[int, list[Any]] = defaultdict(list)
-    for entry in _rows(
-        session,
-        sa.select(
-            *_columns(
-                ReportEntry,
-                "id",
-                "objective_report_id",
-                "section",
-                "position",
-                "style",
-                "text",
-                "milestone_id",
-                "agency_id",
-                "not_updated",
-            )
-        )
-        .where(col(ReportEntry.objective_report_id).in_(report_ids))
-        .order_by(col(ReportEntry.position), col(ReportEntry.id)),
-    ):
-        entries[entry.objective_report_id].append(entry)
+    # The large tables are read as plain tuples of the columns a report needs, in report
+    # order: no ORM identity map, no enum objects, no timestamps to convert (a plan may hold
+    # 20,000 milestones, and at that size building the objects costs more than the queries).
+    entry_table: sa.Table = ReportEntry.__table__  # type: ignore[attr-defined]
+    milestone_table: sa.Table = Milestone.__table__  # type: ignore[attr-defined]
+    entry, milestone = entry_table.c, milestone_table.c
+    section_order = sa.case(
+        {section.value: rank for section, rank in _SECTION_ORDER.items()},
+        value=_raw(entry.section),
+    )
     entry_ids = select(ReportEntry.id).where(col(ReportEntry.objective_report_id).in_(report_ids))
     links: dict[int, list[Link]] = defaultdict(list)
-    for link in _rows(
+    for entry_id, title, url, site in _tuples(
         session,
         sa.select(*_columns(EntryLink, "entry_id", "title", "url", "site"))
         .where(col(EntryLink.entry_id).in_(entry_ids))
         .order_by(col(EntryLink.position)),
     ):
-        links[link.entry_id].append(
-            Link.model_construct(title=link.title, url=link.url, site=link.site)
-        )
+        links[entry_id].append(Link.trusted({"title": title, "url": url, "site": site}))
     milestone_ids = select(ReportEntry.milestone_id).where(
         col(ReportEntry.objective_report_id).in_(report_ids),
         col(ReportEntry.milestone_id).is_not(None),
     )
-    milestones: dict[int, Any] = {
-        m.id: m
-        for m in _rows(
-            session,
-            sa.select(
-                *_columns(
-                    Milestone,
-                    "id",
-                    "text",
-                    "due_text",
-                    "due_start",
-                    "due_end",
-                    "status",
-                    "lead_agency_id",
-                )
-            ).where(col(Milestone.id).in_(milestone_ids)),
-        )
-    }
     revisions: dict[int, list[Any]] = defaultdict(list)
     for revision in _rows(
         session,
@@ -258,6 +266,95 @@ def build_document(session: Session, plan_id: int, year: int) -> ReportDocument:
     ):
         revisions[revision.milestone_id].append(revision)
 
+    blocks: dict[int, tuple[list[Block], list[Block]]] = {}
+    lines: dict[int, list[MilestoneLine]] = defaultdict(list)
+    achievement, milestone_section = Section.ACHIEVEMENT.value, Section.MILESTONE.value
+    no_links: list[Link] = []
+    for (
+        entry_id,
+        report_id,
+        section_value,
+        style,
+        text,
+        agency_id,
+        not_updated,
+        milestone_id,
+        milestone_text,
+        due,
+        start,
+        end,
+        status,
+        lead_id,
+    ) in _tuples(
+        session,
+        sa.select(
+            entry.id,
+            entry.objective_report_id,
+            _raw(entry.section),
+            _raw(entry.style),
+            entry.text,
+            entry.agency_id,
+            entry.not_updated,
+            milestone.id,
+            milestone.text,
+            milestone.due_text,
+            milestone.due_start,
+            milestone.due_end,
+            _raw(milestone.status),
+            milestone.lead_agency_id,
+        )
+        .select_from(sa.outerjoin(entry_table, milestone_table, milestone.id == entry.milestone_id))
+        .where(entry.objective_report_id.in_(report_ids))
+        .order_by(entry.objective_report_id, section_order, entry.position, entry.id),
+    ):
+        entry_links = links.get(entry_id, no_links)
+        if section_value == milestone_section:
+            if milestone_id in revisions:
+                line = milestone_as_of(
+                    _MilestoneRow(milestone_id, milestone_text, due, start, end, status),
+                    revisions[milestone_id],
+                    year,
+                    acronyms.get(lead_id) if lead_id else None,
+                    links=list(entry_links),
+                    entry_id=entry_id,
+                    not_updated=not_updated,
+                )
+            else:
+                # Never revised (most milestones): nothing to look back through.
+                line = MilestoneLine.trusted(
+                    {
+                        "text": milestone_text,
+                        "due": due,
+                        "start": start,
+                        "end": end,
+                        "delayed_from": None,
+                        "lead": acronyms.get(lead_id) if lead_id else None,
+                        "status": status,
+                        "links": list(entry_links),
+                        "history": [],
+                        "not_updated": not_updated,
+                        "milestone_id": milestone_id,
+                        "entry_id": entry_id,
+                    }
+                )
+            lines[report_id].append(line)
+            continue
+        pair = blocks.get(report_id)
+        if pair is None:
+            pair = blocks[report_id] = ([], [])
+        pair[0 if section_value == achievement else 1].append(
+            Block.trusted(
+                {
+                    "text": text or "",
+                    "style": style,
+                    "links": list(entry_links),
+                    "agency": acronyms.get(agency_id) if agency_id else None,
+                    "not_updated": not_updated,
+                    "entry_id": entry_id,
+                }
+            )
+        )
+
     by_pillar: dict[int, list[Objective]] = defaultdict(list)
     for objective in objectives:
         by_pillar[objective.pillar_id].append(objective)
@@ -274,15 +371,7 @@ def build_document(session: Session, plan_id: int, year: int) -> ReportDocument:
         for objective in by_pillar[pillar.id or 0]:
             section = ObjectiveSection(
                 title=objective.title,
-                actions=[
-                    ActionLine(
-                        number=a.number,
-                        text=a.text,
-                        footnoted=a.footnoted,
-                        incorporated_into=a.incorporated_into,
-                    )
-                    for a in actions_by_objective[objective.id or 0]
-                ],
+                actions=actions_by_objective[objective.id or 0],
                 actions_footnote=objective.actions_footnote,
             )
             pillar_section.objectives.append(section)
@@ -296,40 +385,8 @@ def build_document(session: Session, plan_id: int, year: int) -> ReportDocument:
                 ActiveAgency(name=row.name_as_written, acronym=acronyms[row.agency_id])
                 for row in active[report.id]
             ]
-            ordered = sorted(
-                entries[report.id], key=lambda e: (_SECTION_ORDER[e.section], e.position)
-            )
-            for entry in ordered:
-                agency = acronyms.get(entry.agency_id) if entry.agency_id else None
-                if entry.section is Section.MILESTONE:
-                    milestone = milestones[entry.milestone_id]
-                    lead_id = milestone.lead_agency_id
-                    section.milestones.append(
-                        milestone_as_of(
-                            milestone,
-                            revisions.get(milestone.id, ()),
-                            year,
-                            acronyms.get(lead_id) if lead_id else None,
-                            links=links.get(entry.id, []),
-                            entry_id=entry.id,
-                            not_updated=entry.not_updated,
-                        )
-                    )
-                    continue
-                block = Block.model_construct(
-                    text=entry.text or "",
-                    style=entry.style.value,
-                    links=links.get(entry.id, []),
-                    agency=agency,
-                    not_updated=entry.not_updated,
-                    entry_id=entry.id,
-                )
-                target = (
-                    section.achievements
-                    if entry.section is Section.ACHIEVEMENT
-                    else section.further_work
-                )
-                target.append(block)
+            section.achievements, section.further_work = blocks.get(report.id, ([], []))
+            section.milestones = lines.get(report.id, [])
     return doc
 
 

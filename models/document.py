@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import date
-from typing import Literal
+from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -17,6 +17,33 @@ NONE_IDENTIFIED = "None identified at this stage."
 
 class _Model(BaseModel):
     model_config = ConfigDict(frozen=False, extra="forbid")
+
+    @classmethod
+    def trusted(cls, values: dict[str, Any]) -> Self:
+        """An instance from values already valid, with every field given (rows read back from
+        the database): what ``model_construct`` makes, without its per-field default and alias
+        handling, which costs several times more than the object itself when a compile makes
+        25,000 of them. ``tests/test_document.py`` checks it equals ``model_validate``."""
+        # Every field given, none unknown: a cheap guard against a half-built instance.
+        assert len(values) == _field_count(cls), (cls.__name__, sorted(values))
+        instance = cls.__new__(cls)
+        _set(instance, "__dict__", values)
+        _set(instance, "__pydantic_fields_set__", set(values))
+        _set(instance, "__pydantic_extra__", None)
+        _set(instance, "__pydantic_private__", None)
+        return instance
+
+
+_set = object.__setattr__
+_FIELD_COUNTS: dict[type[BaseModel], int] = {}
+
+
+def _field_count(cls: type[BaseModel]) -> int:
+    # ``model_fields`` is a property that costs more than the check it serves: ask once.
+    count = _FIELD_COUNTS.get(cls)
+    if count is None:
+        count = _FIELD_COUNTS[cls] = len(cls.model_fields)
+    return count
 
 
 class Link(_Model):

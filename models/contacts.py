@@ -11,7 +11,7 @@ import csv
 import io
 import logging
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Container, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -408,22 +408,31 @@ def agency_parents(session: Session) -> dict[int, int | None]:
     }
 
 
+def reached_through(
+    agency_id: int, parents: Mapping[int, int | None], reachable: Container[int]
+) -> int | None:
+    """The agency itself when it is ``reachable``, else its nearest reachable ancestor (INZ →
+    MBIE), else None."""
+    seen: set[int] = set()
+    current: int | None = agency_id
+    while current is not None and current not in seen:
+        if current in reachable:
+            return current
+        seen.add(current)
+        current = parents.get(current)
+    return None
+
+
 def route_through_parents(
-    by_agency: dict[int, list[Recipient]], parents: dict[int, int | None]
+    by_agency: dict[int, list[Recipient]], parents: Mapping[int, int | None]
 ) -> dict[int, list[Recipient]]:
     """Agency recipients with business units that have no contacts of their own (INZ) reached
     through their nearest ancestor that has some (MBIE). The unit keeps its own request, link
     and messages; only who reads them changes, so nothing due for it goes unsent."""
+    with_contacts = {agency_id for agency_id, found in by_agency.items() if found}
     routed = dict(by_agency)
-    for agency_id in parents:
-        if by_agency.get(agency_id):
-            continue
-        seen = {agency_id}
-        parent = parents.get(agency_id)
-        while parent is not None and parent not in seen:
-            if by_agency.get(parent):
-                routed[agency_id] = by_agency[parent]
-                break
-            seen.add(parent)
-            parent = parents.get(parent)
+    for agency_id in parents.keys() - with_contacts:
+        via = reached_through(agency_id, parents, with_contacts)
+        if via is not None:
+            routed[agency_id] = by_agency[via]
     return routed

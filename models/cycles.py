@@ -11,7 +11,13 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from models import audit
-from models.contacts import ContactError, find_agency, lead_agency_ids
+from models.contacts import (
+    ContactError,
+    agency_parents,
+    find_agency,
+    lead_agency_ids,
+    reached_through,
+)
 from models.notifications import Claim, claim_ids, claim_request_round, recipients, request_subject
 from models.tables import (
     AccessToken,
@@ -276,6 +282,12 @@ def cycle_status(session: Session, cycle: Cycle) -> list[StatusRow]:
         )
         .group_by(col(Milestone.lead_agency_id)),
     )
+    # A business unit without contacts is reached through its parent's (as the sweep does).
+    parents = agency_parents(session)
+    for request, _agency in rows:
+        reached_by = reached_through(request.agency_id, parents, contacts)
+        if reached_by is not None:
+            contacts[request.agency_id] = contacts[reached_by]
     return [
         StatusRow(
             agency=agency,

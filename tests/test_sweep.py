@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, select
 
 import models.sweep as sweep_module
-from models.cycles import open_cycle
+from models.cycles import cycle_status, open_cycle
 from models.db import make_engine, upgrade
 from models.messages import render_message
 from models.periods import parse_period
@@ -22,6 +22,7 @@ from models.sweep import SweepResult, sweep
 from models.tables import (
     AuditEvent,
     Contact,
+    Cycle,
     Milestone,
     MilestoneStatus,
     Notification,
@@ -509,6 +510,10 @@ def test_a_business_unit_without_contacts_is_reached_through_its_parent(
     _open(session, built)
     requests = {r.agency_id: r for r in session.exec(select(UpdateRequest)).all()}
     assert inz.id in requests
+    cycle = session.exec(select(Cycle)).one()
+    status = {row.agency.acronym: row for row in cycle_status(session, cycle)}
+    assert status["INZ"].contacts == 1 and status["INZ"].state_label == "not sent yet"
+    assert status["DIA"].state_label == "not sent (no contacts)"
     first = notifications(session)
     for_inz = [n for n in first if n.agency_id == inz.id]
     assert [n.recipient for n in for_inz if n.channel == "email"] == ["alice@mbie.govt.nz"]

@@ -5,8 +5,10 @@ a bare FastAPI endpoint served with the same uvicorn settings, in the same run.
     .venv/bin/python -m bench.bench_form --seconds 5     # a quick look
     .venv/bin/python -m bench.bench_form --database-url postgresql+psycopg://postgres@127.0.0.1/x
 
-Both servers are uvicorn subprocesses (one process each, no access log); the load comes from
-this process over loopback, from keep-alive connections, one per client. Every client answers
+Both servers are uvicorn subprocesses (one process each, no access log, the same event loop
+and HTTP parser: uvloop and httptools when installed, as uvicorn picks them; `--loop asyncio
+--http h11` for the pure-Python ones); the load comes from this process over loopback, from
+keep-alive connections, one per client. Every client answers
 for its own agency (its own link and session), so saves do not conflict; afterwards every
 agency's revisions are checked (numbered 1..n without gaps, n = the saves that got 303, the last
 one holding the last text sent), and 32 clients saving the same answer at once must give
@@ -21,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import http.client
+import importlib.util
 import os
 import re
 import statistics
@@ -80,9 +83,28 @@ def bare_app() -> FastAPI:
 # --- servers -------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class ServerSettings:
+    """uvicorn's event loop and HTTP implementation, the same for both servers."""
+
+    loop: str = "auto"
+    http: str = "auto"
+
+    def resolved(self) -> tuple[str, str]:
+        # What uvicorn's "auto" picks: the compiled ones when they are installed.
+        loop = self.loop
+        if loop == "auto":
+            loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
+        http = self.http
+        if http == "auto":
+            http = "httptools" if importlib.util.find_spec("httptools") else "h11"
+        return loop, http
+
+
 @contextmanager
-def server(factory: str, env: dict[str, str]) -> Iterator[int]:
+def server(factory: str, env: dict[str, str], settings: ServerSettings) -> Iterator[int]:
     port = free_port()
+    loop, http = settings.resolved()
     command = [
         sys.executable,
         "-m",
@@ -96,6 +118,10 @@ def server(factory: str, env: dict[str, str]) -> Iterator[int]:
         "--no-access-log",
         "--log-level",
         "warning",
+        "--loop",
+        loop,
+        "--http",
+        http,
     ]
     process = subprocess.Popen(command, env={**os.environ, **env})
     try:
@@ -330,7 +356,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0, help="per measurement")
     parser.add_argument("--clients", default="4,32", help="concurrent clients, comma-separated")
     parser.add_argument("--database-url", default=None, help="default: SQLite in a temp dir")
+    parser.add_argument("--loop", default="auto", help="uvicorn --loop for both servers")
+    parser.add_argument("--http", default="auto", help="uvicorn --http for both servers")
     args = parser.parse_args()
+    settings = ServerSettings(args.loop, args.http)
     client_counts = [int(c) for c in args.clients.split(",")]
     agencies = max(client_counts)
 
@@ -350,8 +379,8 @@ def main() -> None:
         rows = []
         results: dict[tuple[str, str, int], Result] = {}
         with (
-            server("bench.bench_form:form_app", env) as form_port,
-            server("bench.bench_form:bare_app", env) as bare_port,
+            server("bench.bench_form:form_app", env, settings) as form_port,
+            server("bench.bench_form:bare_app", env, settings) as bare_port,
         ):
             agents = [open_session(form_port, s) for s in scenarios[:agencies]]
             bare_agents = [Agent(s, "x=y", "csrf", 0) for s in scenarios[:agencies]]
@@ -380,7 +409,10 @@ def main() -> None:
         print_table(
             ["request", "server", "clients", "req/s", "median ms", "p99 ms", "errors"],
             rows,
-            title=f"Agency form under load ({args.seconds:.0f} s each, {backend})",
+            title=(
+                f"Agency form under load ({args.seconds:.0f} s each, {backend}, "
+                f"uvicorn {' + '.join(settings.resolved())})"
+            ),
         )
         problems = check_saves(database_url, agents)
         contested.saves = statuses.count(303)

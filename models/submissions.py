@@ -1,7 +1,8 @@
 """An agency's answer to its update request: what the form shows, validation, and every save.
 
 - ``load_request_view``: the form's view of one update request (the agency's objectives with
-  their actions and last year's entry, the milestones it leads, the latest saved answer).
+  their actions and last year's entry, the milestones it leads, the latest saved answer);
+  ``load_linked_view``: the same through one link, None when the link is no longer live.
 - ``validate_answer``: field errors, each keyed by the form's field id (``field_id`` helpers).
 - ``save_answer``: a draft or a submission, as a new ``SubmissionRevision`` (who, when), guarded
   by the revision number the form was based on: a save based on an older revision is a
@@ -20,10 +21,12 @@ import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from models.answers import (
@@ -193,12 +196,77 @@ class NotFound(LookupError):
 
 
 # The form's page reads these on every request: built once, executed with parameters (building
-# a statement costs about as much as running it on SQLite).
-_REQUEST = (
-    select(UpdateRequest, Cycle, Agency)
-    .join(Cycle, col(Cycle.id) == UpdateRequest.cycle_id)
-    .join(Agency, col(Agency.id) == UpdateRequest.agency_id)
-    .where(UpdateRequest.id == sa.bindparam("request_id"))
+# a statement costs about as much as running it on SQLite). One statement gives the request
+# with everything keyed on it (cycle, agency, the plan's identity, last year's report, the
+# latest saved revision); columns, not ORM objects, since nothing here is changed.
+_PreviousReport = aliased(AnnualReport)
+_PREVIOUS_REPORT_ID = (
+    select(_PreviousReport.id)
+    .where(_PreviousReport.plan_id == Cycle.plan_id, col(_PreviousReport.year) < Cycle.year)
+    .order_by(col(_PreviousReport.year).desc())
+    .limit(1)
+    .correlate(Cycle)
+    .scalar_subquery()
+)
+_Revision = aliased(SubmissionRevision)
+_LATEST_NUMBER = (
+    select(sa.func.max(_Revision.number))
+    .where(_Revision.update_request_id == UpdateRequest.id)
+    .correlate(UpdateRequest)
+    .scalar_subquery()
+)
+_REQUEST_COLUMNS: tuple[Any, ...] = (
+    col(UpdateRequest.state),
+    col(UpdateRequest.revision_number),
+    col(UpdateRequest.change_comment),
+    col(Cycle.id).label("cycle_id"),
+    col(Cycle.plan_id),
+    col(Cycle.year),
+    col(Cycle.state).label("cycle_state"),
+    col(Cycle.deadline),
+    col(Cycle.closed_at),
+    col(Agency.id).label("agency_id"),
+    col(Agency.full_name),
+    col(Agency.acronym),
+    col(Plan.slug).label("plan_slug"),
+    col(Plan.created_at).label("plan_created_at"),
+    col(AnnualReport.id).label("report_id"),
+    col(AnnualReport.year).label("report_year"),
+    col(AnnualReport.created_at).label("report_created_at"),
+    col(SubmissionRevision.number).label("latest_number"),
+    col(SubmissionRevision.kind).label("latest_kind"),
+    col(SubmissionRevision.author).label("latest_author"),
+    col(SubmissionRevision.created_at).label("latest_created_at"),
+    col(SubmissionRevision.content).label("latest_content"),
+)
+
+
+def _request_query(*extra: Any) -> sa.Select[Any]:
+    return (
+        sa.select(*_REQUEST_COLUMNS, *extra)
+        .join(Cycle, col(Cycle.id) == UpdateRequest.cycle_id)
+        .join(Agency, col(Agency.id) == UpdateRequest.agency_id)
+        .join(Plan, col(Plan.id) == Cycle.plan_id)
+        .outerjoin(AnnualReport, col(AnnualReport.id) == _PREVIOUS_REPORT_ID)
+        .outerjoin(
+            SubmissionRevision,
+            sa.and_(
+                col(SubmissionRevision.update_request_id) == UpdateRequest.id,
+                col(SubmissionRevision.number) == _LATEST_NUMBER,
+            ),
+        )
+        .where(col(UpdateRequest.id) == sa.bindparam("request_id"))
+    )
+
+
+_REQUEST = _request_query()
+# The same, through one link (the form's session): whether it is still live comes along.
+_LINKED_REQUEST = _request_query(col(AccessToken.revoked_at), col(AccessToken.expires_at)).join(
+    AccessToken,
+    sa.and_(
+        col(AccessToken.update_request_id) == UpdateRequest.id,
+        col(AccessToken.id) == sa.bindparam("token_id"),
+    ),
 )
 _LATEST_REVISION = (
     select(SubmissionRevision)
@@ -206,56 +274,94 @@ _LATEST_REVISION = (
     .order_by(col(SubmissionRevision.number).desc())
     .limit(1)
 )
-_LATEST_REPORT = (
-    select(AnnualReport)
-    .where(
-        AnnualReport.plan_id == sa.bindparam("plan_id"),
-        col(AnnualReport.year) < sa.bindparam("year"),
-    )
-    .order_by(col(AnnualReport.year).desc())
-    .limit(1)
-)
-_PLAN_KEY = select(Plan.slug, Plan.created_at).where(Plan.id == sa.bindparam("plan_id"))
 _ADDED = select(AuditEvent.subject).where(
     AuditEvent.action == ADDED_MILESTONE,
     AuditEvent.cycle_id == sa.bindparam("cycle_id"),
     AuditEvent.agency_id == sa.bindparam("agency_id"),
 )
+# Each milestone with its baseline: the previous period of its first revision, what
+# "(Delayed from …)" prints.
+_FirstRevision = aliased(MilestoneRevision)
+_BASELINE = (
+    select(_FirstRevision.previous_due_text)
+    .where(_FirstRevision.milestone_id == Milestone.id)
+    .order_by(col(_FirstRevision.sequence))
+    .limit(1)
+    .correlate(Milestone)
+    .scalar_subquery()
+)
 _LED_MILESTONES = (
-    select(Milestone)
+    sa.select(
+        col(Milestone.id),
+        col(Milestone.objective_id),
+        col(Milestone.text),
+        col(Milestone.due_text),
+        col(Milestone.status),
+        col(Milestone.slipped_on),
+        _BASELINE.label("delayed_from"),
+    )
     .where(
-        Milestone.plan_id == sa.bindparam("plan_id"),
-        Milestone.lead_agency_id == sa.bindparam("agency_id"),
+        col(Milestone.plan_id) == sa.bindparam("plan_id"),
+        col(Milestone.lead_agency_id) == sa.bindparam("agency_id"),
     )
     .order_by(col(Milestone.due_start).asc().nulls_last(), col(Milestone.id))
-)
-_REVISIONS_OF = (
-    select(MilestoneRevision)
-    .where(col(MilestoneRevision.milestone_id).in_(sa.bindparam("ids", expanding=True)))
-    .order_by(col(MilestoneRevision.sequence))
 )
 
 
 def load_request_view(session: Session, request_id: int) -> RequestView:
-    row = session.exec(_REQUEST, params={"request_id": request_id}).first()
+    row = session.execute(_REQUEST, {"request_id": request_id}).first()
     if row is None:
         raise NotFound(f"no update request {request_id}")
-    request, cycle, agency = row
-    assert agency.id is not None and cycle.id is not None
-    latest = _latest_revision(session, request_id)
+    return _view_of(session, request_id, row)
+
+
+def load_linked_view(
+    session: Session, request_id: int, token_id: int, now: datetime, grace: timedelta
+) -> RequestView | None:
+    """The view of ``request_id`` through link ``token_id``; None when the link is not that
+    request's, or no longer live (revoked, expired, or its cycle closed past the grace)."""
+    row = session.execute(_LINKED_REQUEST, {"request_id": request_id, "token_id": token_id}).first()
+    if row is None:
+        return None
+    if row.revoked_at is not None:
+        return None
+    if row.expires_at is not None and now >= _aware(row.expires_at):
+        return None
+    if row.closed_at is not None and now >= _aware(row.closed_at) + grace:
+        return None
+    return _view_of(session, request_id, row)
+
+
+def _aware(moment: datetime) -> datetime:
+    # SQLite hands back naive datetimes for what was stored as UTC.
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _view_of(session: Session, request_id: int, row: sa.Row[Any]) -> RequestView:
+    latest = (
+        None
+        if row.latest_number is None
+        else RevisionView(
+            number=row.latest_number,
+            kind=row.latest_kind,
+            author=row.latest_author,
+            created_at=row.latest_created_at,
+            answer=Answer.model_validate(row.latest_content),
+        )
+    )
     return RequestView(
         request_id=request_id,
-        state=request.state,
-        revision_number=request.revision_number,
-        change_comment=request.change_comment,
-        cycle_id=cycle.id,
-        cycle_year=cycle.year,
-        cycle_state=cycle.state,
-        deadline=cycle.deadline,
-        agency_id=agency.id,
-        agency_name=agency.full_name,
-        agency_acronym=agency.acronym,
-        objectives=_objectives(session, cycle, agency.id, request_id, latest),
+        state=row.state,
+        revision_number=row.revision_number,
+        change_comment=row.change_comment,
+        cycle_id=row.cycle_id,
+        cycle_year=row.year,
+        cycle_state=row.cycle_state,
+        deadline=row.deadline,
+        agency_id=row.agency_id,
+        agency_name=row.full_name,
+        agency_acronym=row.acronym,
+        objectives=_objectives(session, row, request_id, latest),
         latest=latest,
     )
 
@@ -273,12 +379,6 @@ def _revision_view(revision: SubmissionRevision) -> RevisionView:
         created_at=revision.created_at,
         answer=Answer.model_validate(revision.content),
     )
-
-
-def _latest_report(session: Session, cycle: Cycle) -> AnnualReport | None:
-    return session.exec(
-        _LATEST_REPORT, params={"plan_id": cycle.plan_id, "year": cycle.year}
-    ).first()
 
 
 def _added_by_request(session: Session, cycle_id: int, agency_id: int) -> set[int]:
@@ -317,23 +417,23 @@ _structures: dict[tuple[object, ...], tuple[float, _PlanStructure]] = {}
 _structures_lock = threading.Lock()
 
 
-def _plan_structure(session: Session, cycle: Cycle) -> _PlanStructure:
-    plan = session.exec(_PLAN_KEY, params={"plan_id": cycle.plan_id}).one()
-    report = _latest_report(session, cycle)
+def _plan_structure(session: Session, row: sa.Row[Any]) -> _PlanStructure:
+    """``row``: the request's row (``_REQUEST``), which names the plan and last year's report."""
     key = (
         str(session.get_bind().engine.url),
-        cycle.plan_id,
-        *plan,
-        cycle.year,
-        report.id if report else None,
-        report.created_at if report else None,
+        row.plan_id,
+        row.plan_slug,
+        row.plan_created_at,
+        row.year,
+        row.report_id,
+        row.report_created_at,
     )
     now = time.monotonic()
     with _structures_lock:
         cached = _structures.get(key)
         if cached is not None and now - cached[0] < STRUCTURE_TTL_SECONDS:
             return cached[1]
-    structure = _load_structure(session, cycle.plan_id, report)
+    structure = _load_structure(session, row.plan_id, row.report_id, row.report_year)
     with _structures_lock:
         for stale in [k for k, (at, _) in _structures.items() if now - at >= STRUCTURE_TTL_SECONDS]:
             del _structures[stale]
@@ -341,13 +441,15 @@ def _plan_structure(session: Session, cycle: Cycle) -> _PlanStructure:
     return structure
 
 
-def _load_structure(session: Session, plan_id: int, report: AnnualReport | None) -> _PlanStructure:
+def _load_structure(
+    session: Session, plan_id: int, report_id: int | None, report_year: int | None
+) -> _PlanStructure:
     reports: dict[int, ObjectiveReport] = {}
     active: dict[int, set[int]] = {}
     entries: dict[int, dict[Section, list[EntryView]]] = {}
-    if report is not None:
+    if report_id is not None:
         for objective_report in session.exec(
-            select(ObjectiveReport).where(ObjectiveReport.annual_report_id == report.id)
+            select(ObjectiveReport).where(ObjectiveReport.annual_report_id == report_id)
         ):
             reports[objective_report.objective_id] = objective_report
         by_report = {r.id: r.objective_id for r in reports.values()}
@@ -383,29 +485,25 @@ def _load_structure(session: Session, plan_id: int, report: AnnualReport | None)
             last_further_work=tuple(last.get(Section.FURTHER_WORK, [])),
             active_agency_ids=frozenset(active.get(objective.id, set())),
         )
-    return _PlanStructure(report.year if report else None, objectives)
+    return _PlanStructure(report_year, objectives)
 
 
 def _objectives(
     session: Session,
-    cycle: Cycle,
-    agency_id: int,
+    row: sa.Row[Any],
     request_id: int,
     latest: RevisionView | None,
 ) -> tuple[ObjectiveView, ...]:
-    assert cycle.id is not None
+    agency_id: int = row.agency_id
     answered = {m.milestone_id for m in latest.answer.milestones} if latest else set()
-    added = _added_by_request(session, cycle.id, agency_id)
+    added = _added_by_request(session, row.cycle_id, agency_id)
     milestones = [
         m
-        for m in session.exec(
-            _LED_MILESTONES, params={"plan_id": cycle.plan_id, "agency_id": agency_id}
-        )
+        for m in session.execute(_LED_MILESTONES, {"plan_id": row.plan_id, "agency_id": agency_id})
         if m.id not in added and (m.status in OPEN_STATUSES or m.id in answered)
     ]
-    structure = _plan_structure(session, cycle)
+    structure = _plan_structure(session, row)
     led = {m.objective_id for m in milestones}
-    delayed_from = _baselines(session, [m.id for m in milestones if m.id is not None])
     views = []
     for objective in structure.objectives.values():
         active_here = agency_id in objective.active_agency_ids
@@ -427,11 +525,11 @@ def _objectives(
                         text=m.text,
                         due_text=m.due_text,
                         status=m.status.value,
-                        delayed_from=delayed_from.get(m.id),
+                        delayed_from=m.delayed_from,
                         slipped_on=m.slipped_on,
                     )
                     for m in milestones
-                    if m.objective_id == objective.id and m.id is not None
+                    if m.objective_id == objective.id
                 ),
                 sole_agency=active_here and len(objective.active_agency_ids) == 1,
             )
@@ -470,16 +568,6 @@ def _last_entries(
             EntryView(entry.text, tuple(links.get(entry.id or -1, [])))
         )
     return result
-
-
-def _baselines(session: Session, milestone_ids: Sequence[int]) -> dict[int, str | None]:
-    """The first previous period of each revised milestone: what "(Delayed from …)" prints."""
-    if not milestone_ids:
-        return {}
-    baselines: dict[int, str | None] = {}
-    for revision in session.exec(_REVISIONS_OF, params={"ids": list(milestone_ids)}):
-        baselines.setdefault(revision.milestone_id, revision.previous_due_text)
-    return baselines
 
 
 # --- validation ---------------------------------------------------------------------------
@@ -660,12 +748,16 @@ def save_answer(
     base_revision: int,
     author: str,
     now: datetime,
+    view: RequestView | None = None,
 ) -> SaveResult:
     """Save ``answer`` as the next revision (in the caller's transaction; the caller commits).
 
+    ``view``: the request's view if the caller has just loaded it in this session (the
+    conditional update below still guards against a save or submission meanwhile).
     Raises InvalidAnswer (nothing written), NotEditable, or Conflict when the request's
     revision number is no longer ``base_revision``."""
-    view = load_request_view(session, request_id)
+    if view is None or view.request_id != request_id:
+        view = load_request_view(session, request_id)
     if not view.editable:
         raise NotEditable(_not_editable_reason(view))
     errors = validate_answer(view, answer, final=submit, today=now.date())

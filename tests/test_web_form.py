@@ -662,6 +662,77 @@ def test_a_revoked_link_ends_the_session(
     assert client.get("/form").status_code == 401
 
 
+def test_an_expired_link_or_a_cycle_closed_past_its_grace_ends_the_session(
+    session: Session, scenario: Scenario, make_client: ClientFactory, clock: SimulatedClock
+) -> None:
+    client = make_client()
+    continue_from_link(client, scenario.token)
+    access = session.exec(
+        select(AccessToken).where(AccessToken.update_request_id == scenario.request_id)
+    ).one()
+    cycle = session.get(Cycle, scenario.cycle_id)
+    assert cycle is not None
+    now = clock()
+    # Closed, but within the grace period (14 days by default): the form still answers.
+    cycle.closed_at = now - timedelta(days=13)
+    session.add(cycle)
+    session.commit()
+    assert client.get("/form").status_code == 200
+    cycle.closed_at = now - timedelta(days=15)
+    session.add(cycle)
+    session.commit()
+    assert client.get("/form").status_code == 401
+
+    second = make_client()
+    cycle.closed_at = None
+    session.add(cycle)
+    session.commit()
+    continue_from_link(second, scenario.token)
+    access.expires_at = now - timedelta(minutes=1)
+    session.add(access)
+    session.commit()
+    assert second.get("/form").status_code == 401
+
+
+def test_the_form_shows_the_latest_save_and_a_milestones_first_baseline(
+    session: Session, scenario: Scenario, make_client: ClientFactory
+) -> None:
+    milestone_id = scenario.milestone_ids[0]
+    for sequence, previous, new in (
+        (1, "Quarter 1 2022", "Quarter 2 2022"),
+        (2, "Quarter 2 2022", "Quarter 4 2022"),
+    ):
+        session.add(
+            MilestoneRevision(
+                milestone_id=milestone_id,
+                sequence=sequence,
+                year=2021 + sequence,
+                previous_due_text=previous,
+                previous_start=None,
+                previous_end=None,
+                new_due_text=new,
+                new_start=None,
+                new_end=None,
+                changed_by="test",
+            )
+        )
+    session.commit()
+    client = make_client()
+    page = continue_from_link(client, scenario.token)
+    assert "(Delayed from Quarter 1 2022)" in page
+    assert "Delayed from Quarter 2 2022" not in page
+    field = f"f-{scenario.objective_id}-0-text"
+    for text in ("First draft", "Second draft"):
+        saved = client.post(
+            "/form", data=form_fields(scenario, page, action="save", **{field: text})
+        )
+        assert saved.status_code == 200  # followed the redirect to the form
+        page = saved.text
+    assert base_of(page) == "2"
+    assert "Second draft" in page and "First draft" not in page
+    assert "revision 2" in page
+
+
 def test_live_period_check(scenario: Scenario, make_client: ClientFactory) -> None:
     client = make_client()
     assert client.get("/form/period", params={"text": "Q3 2023"}).status_code == 401

@@ -18,10 +18,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-import sqlalchemy as sa
 from fastapi import APIRouter
 from sqlmodel import Session, col, select
-from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -33,13 +31,14 @@ from models.submissions import (
     InvalidAnswer,
     NotEditable,
     RequestView,
+    load_linked_view,
     load_request_view,
     mark_opened,
     period_problem,
     reopen,
     save_answer,
 )
-from models.tables import AccessToken, Contact, Cycle, RequestState, UpdateRequest
+from models.tables import Contact, RequestState
 from models.tokens import resolve_token
 from templates import render
 from web.deps import AppState, state_of
@@ -110,7 +109,7 @@ async def open_link(request: Request, token: str) -> Response:
     if not app.token_limiter.hit(key):
         return _too_many(app, key)
     csrf = csrf_token(request)
-    return await run_in_threadpool(_landing, app, token, csrf, None, "", 200)
+    return await app.run(_landing, app, token, csrf, None, "", 200)
 
 
 def _landing(
@@ -145,7 +144,7 @@ async def continue_from_link(request: Request, token: str) -> Response:
     require_csrf(request, form.get(CSRF_FIELD))
     email = str(form.get("email") or "").strip()
     if not _EMAIL.fullmatch(email) or len(email) > 320:
-        return await run_in_threadpool(
+        return await app.run(
             _landing,
             app,
             token,
@@ -154,7 +153,7 @@ async def continue_from_link(request: Request, token: str) -> Response:
             email,
             400,
         )
-    opened = await run_in_threadpool(_continue, app, token, email)
+    opened = await app.run(_continue, app, token, email)
     if isinstance(opened, Response):
         return opened
     request_id, token_id = opened
@@ -184,40 +183,13 @@ def _continue(app: AppState, token: str, email: str) -> tuple[int, int] | Respon
 # --- the form ------------------------------------------------------------------------------
 
 
-_LIVE_LINK = (
-    select(AccessToken, Cycle)
-    .join(UpdateRequest, col(UpdateRequest.id) == AccessToken.update_request_id)
-    .join(Cycle, col(Cycle.id) == UpdateRequest.cycle_id)
-    .where(
-        AccessToken.id == sa.bindparam("token_id"),
-        AccessToken.update_request_id == sa.bindparam("request_id"),
-    )
-)
-
-
-def _session_request(request: Request, db: Session, app: AppState) -> int | None:
+def _session_view(request: Request, db: Session, app: AppState) -> RequestView | None:
     """The update request this browser session may answer, while its link is still live."""
     request_id = request.session.get(SESSION_REQUEST)
     token_id = request.session.get(SESSION_LINK)
     if not isinstance(request_id, int) or not isinstance(token_id, int):
         return None
-    row = db.exec(_LIVE_LINK, params={"token_id": token_id, "request_id": request_id}).first()
-    if row is None:
-        return None
-    access, cycle = row
-    now = app.now()
-    if access.revoked_at is not None:
-        return None
-    if access.expires_at is not None and now >= _aware(access.expires_at):
-        return None
-    if cycle.closed_at is not None and now >= _aware(cycle.closed_at) + app.grace:
-        return None
-    return request_id
-
-
-def _aware(moment: datetime) -> datetime:
-    # SQLite hands back naive datetimes for what was stored as UTC.
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return load_linked_view(db, request_id, token_id, app.now(), app.grace)
 
 
 def _session_ended(request: Request) -> HTMLResponse:
@@ -267,15 +239,14 @@ def _form_page(
 async def show_form(request: Request) -> Response:
     app = state_of(request)
     notice = request.session.pop(SESSION_FLASH, None)
-    return await run_in_threadpool(_show_form, request, app, notice)
+    return await app.run(_show_form, request, app, notice)
 
 
 def _show_form(request: Request, app: AppState, notice: str | None) -> Response:
     with app.session() as db:
-        request_id = _session_request(request, db, app)
-        if request_id is None:
+        view = _session_view(request, db, app)
+        if view is None:
             return _session_ended(request)
-        view = load_request_view(db, request_id)
         return _form_page(request, view, FormState(answer=view.starting_answer()), notice=notice)
 
 
@@ -288,7 +259,7 @@ async def post_form(request: Request) -> Response:
         if autosave:
             return JSONResponse({"ok": False, "reason": "csrf"}, status_code=403)
         require_csrf(request, None)
-    return await run_in_threadpool(_post_form, request, app, _fields(form), autosave)
+    return await app.run(_post_form, request, app, _fields(form), autosave)
 
 
 def _fields(form: FormData) -> dict[str, str]:
@@ -299,12 +270,12 @@ def _post_form(
     request: Request, app: AppState, form: Mapping[str, str], autosave: bool
 ) -> Response:
     with app.session() as db:
-        request_id = _session_request(request, db, app)
-        if request_id is None:
+        view = _session_view(request, db, app)
+        if view is None:
             if autosave:
                 return JSONResponse({"ok": False, "reason": "session"}, status_code=401)
             return _session_ended(request)
-        view = load_request_view(db, request_id)
+        request_id = view.request_id
         state = parse_form(form, view)
         action = form.get("action", "save")
         if apply_row_action(state, action):
@@ -325,6 +296,7 @@ def _post_form(
                 base_revision=base,
                 author=who,
                 now=app.now(),
+                view=view,
             )
             db.commit()
         except InvalidAnswer as invalid:
@@ -387,14 +359,15 @@ async def reopen_answer(request: Request) -> Response:
     app = state_of(request)
     form = await request.form(max_fields=20, max_files=0)
     require_csrf(request, form.get(CSRF_FIELD))
-    return await run_in_threadpool(_reopen, request, app)
+    return await app.run(_reopen, request, app)
 
 
 def _reopen(request: Request, app: AppState) -> Response:
     with app.session() as db:
-        request_id = _session_request(request, db, app)
-        if request_id is None:
+        linked = _session_view(request, db, app)
+        if linked is None:
             return _session_ended(request)
+        request_id = linked.request_id
         who = str(request.session.get(SESSION_WHO) or "unknown")
         try:
             reopen(db, request_id, author=who, now=app.now())

@@ -12,7 +12,9 @@ sent twice.
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -291,39 +293,37 @@ def _insert_round(session: Session, claims: Sequence[Claim], now: datetime) -> d
         }
         for claim in ordered
     ]
-    # Core executemany with RETURNING: SQLAlchemy sends it as a few multi-row INSERTs from one
-    # cached compiled statement (compiling a literal multi-row VALUES costs far more).
     notification = table_of(Notification)
-    statement = (
-        _insert(session, notification)
-        .on_conflict_do_nothing(index_elements=["idempotency_key"])
-        .returning(notification.c.id, notification.c.idempotency_key)
-    )
     ids: dict[str, int] = {
-        key: row_id for row_id, key in session.connection().execute(statement, rows)
+        row[0]: row[1]
+        for row in _bulk_insert(
+            session,
+            notification,
+            rows,
+            returning=(notification.c.idempotency_key, notification.c.id),
+            constant=("state", "attempts", "created_at"),
+        )
     }
     by_key = {claim.key: claim for claim in ordered}
-    item_rows = [
-        {
-            "notification_id": ids[claim.key],
-            "idempotency_key": item.key,
-            "milestone_id": item.milestone_id,
-            "step": item.step,
-        }
-        for claim in ordered
-        if claim.key in ids
-        for item in sorted(claim.items, key=lambda i: i.key)
-    ]
+    item_rows = sorted(
+        (
+            {
+                "notification_id": ids[claim.key],
+                "idempotency_key": item.key,
+                "milestone_id": item.milestone_id,
+                "step": item.step,
+            }
+            for claim in ordered
+            if claim.key in ids
+            for item in claim.items
+        ),
+        key=_item_key,
+    )
     inserted_items: dict[int, int] = {}
     if item_rows:
         item = table_of(NotificationItem)
-        statement = (
-            _insert(session, item)
-            .on_conflict_do_nothing(index_elements=["idempotency_key"])
-            .returning(item.c.notification_id)
-        )
-        ordered_items = sorted(item_rows, key=lambda r: str(r["idempotency_key"]))
-        for (notification_id,) in session.connection().execute(statement, ordered_items):
+        for row in _bulk_insert(session, item, item_rows, returning=(item.c.notification_id,)):
+            notification_id = row[0]
             inserted_items[notification_id] = inserted_items.get(notification_id, 0) + 1
     withdrawn = [
         ids[key]
@@ -372,11 +372,94 @@ def page_size(table: sa.Table) -> int:
     return max(1, 30_000 // len(table.columns))
 
 
-def _insert(session: Session, table: sa.Table) -> Any:
-    pages = {"insertmanyvalues_page_size": page_size(table)}
-    dialect = session.get_bind().dialect.name
+def _item_key(row: Mapping[str, Any]) -> str:
+    return str(row["idempotency_key"])
+
+
+def _bulk_insert(
+    session: Session,
+    table: sa.Table,
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    returning: Sequence[sa.Column[Any]],
+    constant: Sequence[str] = (),
+) -> list[tuple[Any, ...]]:
+    """``INSERT … ON CONFLICT (idempotency_key) DO NOTHING RETURNING …`` of ``rows`` (all with
+    the same keys), in their order: one lock order for every claimant. ``constant`` names
+    columns whose value is the same in every row."""
+    if not rows:
+        return []
+    # The inserts go through the connection, past the ORM (no per-row objects).
+    connection = session.connection()
+    dialect = connection.dialect.name
     if dialect == "postgresql":
-        return postgresql.insert(table).execution_options(**pages)
+        # One statement whatever the number of rows: a column is one array parameter, the
+        # rows come from unnest(). Its text never changes, so the driver converts and
+        # prepares it once (a multi-row VALUES is new text, megabytes of it, for every size).
+        names = tuple(rows[0])
+        statement = _unnest_insert(table, names, tuple(constant), tuple(c.name for c in returning))
+        params: dict[str, Any] = {}
+        for name in names:
+            if name in constant:
+                params[name] = rows[0][name]
+            elif isinstance(table.c[name].type, sa.JSON):
+                params[name] = [json.dumps(row[name]) for row in rows]
+            else:
+                params[name] = [row[name] for row in rows]
+        return [tuple(row) for row in connection.execute(statement, params)]
     if dialect == "sqlite":
-        return sqlite.insert(table).execution_options(**pages)
+        # Core executemany with RETURNING: a few multi-row INSERTs from one cached compiled
+        # statement (SQLite's C driver binds the values; pages stay under its parameter limit).
+        statement = (
+            sqlite.insert(table)
+            .execution_options(insertmanyvalues_page_size=page_size(table))
+            .on_conflict_do_nothing(index_elements=["idempotency_key"])
+            .returning(*returning)
+        )
+        return [tuple(row) for row in connection.execute(statement, list(rows))]
     raise NotImplementedError(f"claiming notifications on {dialect} is not supported")
+
+
+@functools.cache
+def _unnest_insert(
+    table: sa.Table, names: tuple[str, ...], constant: tuple[str, ...], returning: tuple[str, ...]
+) -> Any:
+    """``INSERT INTO table (names) SELECT … FROM unnest(:a, :b, …) WITH ORDINALITY ORDER BY
+    ordinality ON CONFLICT (idempotency_key) DO NOTHING RETURNING …`` for PostgreSQL."""
+    varying = [name for name in names if name not in constant]
+    arrays = [
+        sa.bindparam(name, type_=postgresql.ARRAY(_element_type(table.c[name].type)))
+        for name in varying
+    ]
+    source = (
+        sa.func.unnest(*arrays)
+        .table_valued(*varying, with_ordinality="ordinality")
+        .render_derived(name="claimed")
+    )
+    selected: list[Any] = []
+    for name in names:
+        column = table.c[name]
+        if name in constant:
+            selected.append(sa.bindparam(name, type_=column.type))
+        elif isinstance(column.type, sa.JSON):
+            selected.append(sa.cast(source.c[name], postgresql.JSON))
+        else:
+            selected.append(source.c[name])
+    return (
+        postgresql.insert(table)
+        .from_select(list(names), sa.select(*selected).order_by(source.c.ordinality))
+        .on_conflict_do_nothing(index_elements=["idempotency_key"])
+        .returning(*(table.c[name] for name in returning))
+    )
+
+
+def _element_type(column_type: sa.types.TypeEngine[Any]) -> sa.types.TypeEngine[Any]:
+    if isinstance(column_type, sa.types.TypeDecorator):  # SQLModel's AutoString
+        column_type = column_type.impl_instance
+    if isinstance(column_type, sa.JSON):
+        return sa.Text()  # sent as JSON text, cast in the statement
+    if isinstance(column_type, sa.Integer):
+        return sa.Integer()
+    if isinstance(column_type, sa.String):  # also a non-native Enum (a VARCHAR)
+        return sa.String()
+    raise NotImplementedError(f"no array type for {column_type!r}")

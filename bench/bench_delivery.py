@@ -120,6 +120,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="worker processes")
     parser.add_argument("--concurrency", type=int, default=2, help="pool size per worker")
     parser.add_argument("--backend", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument("--log-dir", type=Path, help="keep the workers' logs here")
     args = parser.parse_args()
 
     run = uuid.uuid4().hex[:8]
@@ -143,7 +144,9 @@ def main() -> None:
             "REPORTCYCLE_BASE_URL": "https://reports.example.org",
         }
         workers = [
-            WorkerProcess(env, directory / f"worker-{n}.log", concurrency=args.concurrency)
+            WorkerProcess(
+                env, (args.log_dir or directory) / f"worker-{n}.log", concurrency=args.concurrency
+            )
             for n in range(args.workers)
         ]
         try:

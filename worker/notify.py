@@ -255,11 +255,12 @@ def _quit(smtp: smtplib.SMTP) -> None:
 class _ConnectionPool:
     """One open SMTP connection per server and thread, reused for a while: connecting, TLS and
     login cost more than sending a message. A connection is checked with NOOP before reuse
-    (servers drop idle ones), retired after ``MAX_MESSAGES`` or ``MAX_IDLE`` seconds, and
-    closed when the process exits."""
+    (servers drop idle ones) once it has been idle ``CHECK_AFTER_IDLE`` seconds, retired after
+    ``MAX_MESSAGES`` or ``MAX_IDLE`` seconds, and closed when the process exits."""
 
     MAX_MESSAGES = 100
     MAX_IDLE = 30.0
+    CHECK_AFTER_IDLE = 1.0
 
     def __init__(self) -> None:
         self._local = threading.local()
@@ -276,22 +277,26 @@ class _ConnectionPool:
         return cast(dict[tuple[object, ...], tuple[smtplib.SMTP, int, float]], slots)
 
     def take(self, key: tuple[object, ...]) -> smtplib.SMTP | None:
+        # Messages sent on the connection handed out (0: a new one), counted by give_back.
         self._local.used = 0
         found = self._slots().pop(key, None)
         if found is None:
             return None
         smtp, used, since = found
+        idle = time.monotonic() - since
+        if used >= self.MAX_MESSAGES or idle > self.MAX_IDLE:
+            self.forget(smtp)
+            return None
+        # A connection used a moment ago is alive; one idle longer may have been dropped.
+        if idle > self.CHECK_AFTER_IDLE:
+            try:
+                code, _ = smtp.noop()
+            except (OSError, smtplib.SMTPException):
+                code = 0
+            if code != 250:
+                self.forget(smtp)
+                return None
         self._local.used = used
-        if used >= self.MAX_MESSAGES or time.monotonic() - since > self.MAX_IDLE:
-            self.forget(smtp)
-            return None
-        try:
-            code, _ = smtp.noop()
-        except (OSError, smtplib.SMTPException):
-            code = 0
-        if code != 250:
-            self.forget(smtp)
-            return None
         return smtp
 
     def give_back(self, key: tuple[object, ...], smtp: smtplib.SMTP) -> None:
@@ -376,8 +381,11 @@ def write_outbox(
 
 # --- the transport ---------------------------------------------------------------------------
 
-# One service per Apprise object: its thread pool would only add a hand-over per message.
-_SEQUENTIAL = apprise.AppriseAsset(async_mode=False)
+# One service per Apprise object, called on the caller's thread: Apprise's thread pool (and,
+# with a service timeout, its hand-over to a shared executor thread) would only add two thread
+# switches per message, and would spread the per-thread SMTP connections over its threads. The
+# time a send may take is bounded by the SMTP socket timeout and the task's time limit.
+_SEQUENTIAL = apprise.AppriseAsset(async_mode=False, service_timeout=0)
 
 
 class AppriseTransport:

@@ -32,6 +32,7 @@ returns the ids of the rows it claimed for delivery.
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -55,7 +56,6 @@ from models.notifications import (
     ClaimItem,
     claim_notifications,
     digest_key,
-    page_size,
     table_of,
 )
 from models.notifications import taken_item_keys as _taken
@@ -553,23 +553,7 @@ def _flag_slipped(
     agency_digest: AgencyDigest,
     coordinator_digest: CoordinatorDigest,
 ) -> list[int]:
-    flagged = session.execute(
-        sa.update(Milestone)
-        .where(
-            col(Milestone.due_end) < today,
-            col(Milestone.status).in_(OPEN_MILESTONE),
-            col(Milestone.slipped_on).is_(None),
-        )
-        .values(slipped_on=today, updated_at=now)
-        .returning(
-            col(Milestone.id),
-            col(Milestone.plan_id),
-            col(Milestone.lead_agency_id),
-            col(Milestone.due_end),
-        )
-        .execution_options(synchronize_session=False)
-    ).all()
-    flagged = sorted(flagged, key=lambda row: row[0])
+    flagged = _flag_and_audit(session, now, today)
     for milestone_id, plan_id, agency_id, due_end in flagged:
         step = "slipped"
         targets: list[tuple[Recipient, _Digest]] = []
@@ -590,26 +574,73 @@ def _flag_slipped(
                 )
             )
             digest.slipped.append(milestone_id)
-    if flagged:
-        # Core executemany: one cached statement, however many milestones slipped.
-        audit_events = table_of(AuditEvent)
-        session.connection().execute(
-            sa.insert(audit_events).execution_options(
-                insertmanyvalues_page_size=page_size(audit_events)
-            ),
-            [
-                {
-                    "at": now,
-                    "actor": ACTOR,
-                    "action": "milestone.slipped",
-                    "agency_id": agency_id,
-                    "subject": f"milestone:{milestone_id}",
-                    "detail": {"due_end": due_end.isoformat(), "slipped_on": today.isoformat()},
-                }
-                for milestone_id, _plan, agency_id, due_end in flagged
-            ],
-        )
     return [row[0] for row in flagged]
+
+
+def _flag_and_audit(session: Session, now: datetime, today: date) -> list[tuple[Any, ...]]:
+    """Set ``slipped_on`` on every milestone whose period ended without it being completed or
+    dropped, and write one ``milestone.slipped`` audit event for each, in the database (no
+    row passes through Python twice); the flagged milestones (id, plan, lead agency, period
+    end) by id. A milestone already flagged is left alone: the conditional UPDATE makes a
+    second sweep, even one running at the same time, find nothing left to flag."""
+    milestones = table_of(Milestone)
+    flag = (
+        sa.update(milestones)
+        .where(
+            milestones.c.due_end < today,
+            milestones.c.status.in_(OPEN_MILESTONE),
+            milestones.c.slipped_on.is_(None),
+        )
+        .values(slipped_on=today, updated_at=now)
+        .returning(
+            milestones.c.id, milestones.c.plan_id, milestones.c.lead_agency_id, milestones.c.due_end
+        )
+    )
+    audit_events = table_of(AuditEvent)
+    columns = ["at", "actor", "action", "agency_id", "subject", "detail"]
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        # One statement: the UPDATE's rows feed the audit INSERT (a data-modifying CTE).
+        flagged = flag.cte("flagged")
+        audit = sa.insert(audit_events).from_select(
+            columns,
+            sa.select(*_audit_values(flagged.c, now, today, sa.func.json_build_object)).order_by(
+                flagged.c.id
+            ),
+        )
+        return [
+            tuple(row)
+            for row in connection.execute(
+                sa.select(flagged).add_cte(audit.cte("audited")).order_by(flagged.c.id)
+            )
+        ]
+    rows = sorted((tuple(row) for row in connection.execute(flag)), key=lambda row: row[0])
+    if rows:
+        # SQLite has no data-modifying CTE: the flagged ids go back as one JSON array.
+        ids = sa.func.json_each(json.dumps([row[0] for row in rows])).table_valued("value")
+        connection.execute(
+            sa.insert(audit_events).from_select(
+                columns,
+                sa.select(*_audit_values(milestones.c, now, today, sa.func.json_object))
+                .where(milestones.c.id.in_(sa.select(ids.c.value)))
+                .order_by(milestones.c.id),
+            )
+        )
+    return rows
+
+
+def _audit_values(
+    milestone: Any, now: datetime, today: date, json_object: Callable[..., Any]
+) -> list[Any]:
+    """The columns of a milestone.slipped audit event, as SQL over the milestone's columns."""
+    return [
+        sa.literal(now, table_of(AuditEvent).c.at.type),  # stored as the ORM stores it
+        sa.literal(ACTOR),
+        sa.literal("milestone.slipped"),
+        milestone.lead_agency_id,
+        sa.literal("milestone:") + sa.cast(milestone.id, sa.String),
+        json_object("due_end", milestone.due_end, "slipped_on", sa.literal(today.isoformat())),
+    ]
 
 
 def _summarise(result: SweepResult, claimed: list[tuple[int, Claim]]) -> None:

@@ -332,8 +332,21 @@ def test_slipped_milestones_are_flagged_once_and_the_lead_and_coordinators_told(
     session.refresh(done)
     assert done.slipped_on is None  # completed milestones never slip
     assert sweep(session, nz("2022-04-04"), settings()).messages == 0
-    events = session.exec(select(AuditEvent).where(AuditEvent.action == "milestone.slipped"))
-    assert len(events.all()) == 4
+    events = session.exec(select(AuditEvent).where(AuditEvent.action == "milestone.slipped")).all()
+    assert len(events) == 4
+    # Each flag is audited: by the sweep, at its time, naming the milestone and its lead agency.
+    for event in events:
+        if event.subject in {f"milestone:{m}" for m in expected}:
+            milestone = session.get(Milestone, int((event.subject or "").split(":")[1]))
+            assert milestone is not None and milestone.due_end is not None
+            assert event.actor == "sweep"
+            assert _aware(event.at) == nz("2022-04-01")
+            assert event.agency_id == milestone.lead_agency_id
+            assert event.detail == {
+                "due_end": milestone.due_end.isoformat(),
+                "slipped_on": "2022-04-01",
+            }
+    assert len({e.subject for e in events} & {f"milestone:{m}" for m in expected}) == 3
 
 
 def test_a_sweep_runs_a_constant_number_of_queries_whatever_the_plan_size(

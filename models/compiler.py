@@ -167,7 +167,113 @@ def milestone_as_of(
     )
 
 
-def build_document(session: Session, plan_id: int, year: int) -> ReportDocument:
+# One report entry as the document needs it: the entry's columns, then its milestone's
+# (None for an entry that is not a milestone line), enum columns as their stored values.
+EntryRow = tuple[
+    int,  # entry id
+    int,  # objective report id
+    str,  # section
+    str,  # style
+    str | None,  # text
+    int | None,  # agency id
+    bool,  # not updated
+    int | None,  # milestone id
+    Any,  # milestone text (a str for a milestone line)
+    str | None,  # milestone due text
+    date | None,  # milestone due start
+    date | None,  # milestone due end
+    Any,  # milestone status (a str for a milestone line)
+    int | None,  # milestone lead agency id
+]
+
+
+@dataclass(frozen=True, slots=True)
+class ReportRows:
+    """A year's report rows, as ``read_report`` reads them."""
+
+    # objective id -> (objective report id, intro)
+    reports: dict[int, tuple[int, str | None]]
+    # objective report id -> [(agency id, name as written)] in order
+    active: dict[int, list[tuple[int, str]]]
+    # in each section's order (a report's entries need not be together)
+    entries: Sequence[EntryRow]
+    # entry id -> its links in order
+    links: dict[int, list[Link]]
+
+
+def read_report(session: Session, annual_id: int) -> ReportRows:
+    """An annual report's rows, in four queries of plain tuples."""
+    reports: dict[int, tuple[int, str | None]] = {
+        objective_id: (report_id, intro)
+        for report_id, objective_id, intro in _tuples(
+            session,
+            sa.select(*_columns(ObjectiveReport, "id", "objective_id", "intro")).where(
+                col(ObjectiveReport.annual_report_id) == annual_id
+            ),
+        )
+    }
+    report_ids = select(ObjectiveReport.id).where(ObjectiveReport.annual_report_id == annual_id)
+    active: dict[int, list[tuple[int, str]]] = defaultdict(list)
+    for report_id, agency_id, name in _tuples(
+        session,
+        sa.select(
+            *_columns(ObjectiveReportAgency, "objective_report_id", "agency_id", "name_as_written")
+        )
+        .where(col(ObjectiveReportAgency.objective_report_id).in_(report_ids))
+        .order_by(col(ObjectiveReportAgency.position)),
+    ):
+        active[report_id].append((agency_id, name))
+
+    # The large tables are read as plain tuples of the columns a report needs, in report
+    # order: no ORM identity map, no enum objects, no timestamps to convert (a plan may hold
+    # 20,000 milestones, and at that size building the objects costs more than the queries).
+    entry_table: sa.Table = ReportEntry.__table__  # type: ignore[attr-defined]
+    milestone_table: sa.Table = Milestone.__table__  # type: ignore[attr-defined]
+    entry, milestone = entry_table.c, milestone_table.c
+    section_order = sa.case(
+        {section.value: rank for section, rank in _SECTION_ORDER.items()},
+        value=_raw(entry.section),
+    )
+    entry_ids = select(ReportEntry.id).where(col(ReportEntry.objective_report_id).in_(report_ids))
+    links: dict[int, list[Link]] = defaultdict(list)
+    for entry_id, title, url, site in _tuples(
+        session,
+        sa.select(*_columns(EntryLink, "entry_id", "title", "url", "site"))
+        .where(col(EntryLink.entry_id).in_(entry_ids))
+        .order_by(col(EntryLink.position)),
+    ):
+        links[entry_id].append(Link.trusted({"title": title, "url": url, "site": site}))
+    entries: Sequence[Any] = _tuples(
+        session,
+        sa.select(
+            entry.id,
+            entry.objective_report_id,
+            _raw(entry.section),
+            _raw(entry.style),
+            entry.text,
+            entry.agency_id,
+            entry.not_updated,
+            milestone.id,
+            milestone.text,
+            milestone.due_text,
+            milestone.due_start,
+            milestone.due_end,
+            _raw(milestone.status),
+            milestone.lead_agency_id,
+        )
+        .select_from(sa.outerjoin(entry_table, milestone_table, milestone.id == entry.milestone_id))
+        .where(entry.objective_report_id.in_(report_ids))
+        .order_by(entry.objective_report_id, section_order, entry.position, entry.id),
+    )
+    return ReportRows(reports, active, entries, links)
+
+
+def build_document(
+    session: Session, plan_id: int, year: int, *, rows: ReportRows | None = None
+) -> ReportDocument:
+    """The year's report of the plan. ``rows``: the report's own rows (objective reports,
+    active agencies, entries, links) when the caller has them in memory exactly as stored
+    (compile, which has just written them); read from the database otherwise."""
     plan = session.get(Plan, plan_id)
     if plan is None:
         raise ReportNotFound(f"no plan with id {plan_id}")
@@ -208,40 +314,9 @@ def build_document(session: Session, plan_id: int, year: int) -> ReportDocument:
         )
 
     acronyms = {a.id: a.acronym for a in session.exec(select(Agency))}
-    reports = {
-        r.objective_id: r
-        for r in session.exec(
-            select(ObjectiveReport).where(ObjectiveReport.annual_report_id == annual.id)
-        )
-    }
+    assert annual.id is not None
+    report = rows if rows is not None else read_report(session, annual.id)
     report_ids = select(ObjectiveReport.id).where(ObjectiveReport.annual_report_id == annual.id)
-    active: dict[int, list[ObjectiveReportAgency]] = defaultdict(list)
-    for row in session.exec(
-        select(ObjectiveReportAgency)
-        .where(col(ObjectiveReportAgency.objective_report_id).in_(report_ids))
-        .order_by(col(ObjectiveReportAgency.position))
-    ):
-        active[row.objective_report_id].append(row)
-
-    # The large tables are read as plain tuples of the columns a report needs, in report
-    # order: no ORM identity map, no enum objects, no timestamps to convert (a plan may hold
-    # 20,000 milestones, and at that size building the objects costs more than the queries).
-    entry_table: sa.Table = ReportEntry.__table__  # type: ignore[attr-defined]
-    milestone_table: sa.Table = Milestone.__table__  # type: ignore[attr-defined]
-    entry, milestone = entry_table.c, milestone_table.c
-    section_order = sa.case(
-        {section.value: rank for section, rank in _SECTION_ORDER.items()},
-        value=_raw(entry.section),
-    )
-    entry_ids = select(ReportEntry.id).where(col(ReportEntry.objective_report_id).in_(report_ids))
-    links: dict[int, list[Link]] = defaultdict(list)
-    for entry_id, title, url, site in _tuples(
-        session,
-        sa.select(*_columns(EntryLink, "entry_id", "title", "url", "site"))
-        .where(col(EntryLink.entry_id).in_(entry_ids))
-        .order_by(col(EntryLink.position)),
-    ):
-        links[entry_id].append(Link.trusted({"title": title, "url": url, "site": site}))
     milestone_ids = select(ReportEntry.milestone_id).where(
         col(ReportEntry.objective_report_id).in_(report_ids),
         col(ReportEntry.milestone_id).is_not(None),
@@ -285,29 +360,8 @@ def build_document(session: Session, plan_id: int, year: int) -> ReportDocument:
         end,
         status,
         lead_id,
-    ) in _tuples(
-        session,
-        sa.select(
-            entry.id,
-            entry.objective_report_id,
-            _raw(entry.section),
-            _raw(entry.style),
-            entry.text,
-            entry.agency_id,
-            entry.not_updated,
-            milestone.id,
-            milestone.text,
-            milestone.due_text,
-            milestone.due_start,
-            milestone.due_end,
-            _raw(milestone.status),
-            milestone.lead_agency_id,
-        )
-        .select_from(sa.outerjoin(entry_table, milestone_table, milestone.id == entry.milestone_id))
-        .where(entry.objective_report_id.in_(report_ids))
-        .order_by(entry.objective_report_id, section_order, entry.position, entry.id),
-    ):
-        entry_links = links.get(entry_id, no_links)
+    ) in report.entries:
+        entry_links = report.links.get(entry_id, no_links)
         if section_value == milestone_section:
             if milestone_id in revisions:
                 line = milestone_as_of(
@@ -375,18 +429,18 @@ def build_document(session: Session, plan_id: int, year: int) -> ReportDocument:
                 actions_footnote=objective.actions_footnote,
             )
             pillar_section.objectives.append(section)
-            report = reports.get(objective.id or 0)
-            if report is None:
+            found = report.reports.get(objective.id or 0)
+            if found is None:
                 continue
-            assert report.id is not None
+            report_id, intro = found
             section.year = year
-            section.intro = report.intro
+            section.intro = intro
             section.active_agencies = [
-                ActiveAgency(name=row.name_as_written, acronym=acronyms[row.agency_id])
-                for row in active[report.id]
+                ActiveAgency(name=name, acronym=acronyms[agency_id])
+                for agency_id, name in report.active.get(report_id, [])
             ]
-            section.achievements, section.further_work = blocks.get(report.id, ([], []))
-            section.milestones = lines.get(report.id, [])
+            section.achievements, section.further_work = blocks.get(report_id, ([], []))
+            section.milestones = lines.get(report_id, [])
     return doc
 
 

@@ -37,8 +37,9 @@ here.
 
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any
@@ -50,7 +51,7 @@ from sqlmodel import Session, col, delete, select
 
 from models import audit
 from models.answers import Answer, MilestoneProgress
-from models.compiler import build_document
+from models.compiler import EntryRow, ReportRows, build_document
 from models.document import Link, ReportDocument
 from models.tables import (
     Agency,
@@ -92,7 +93,7 @@ class DraftError(ValueError):
 # --- the working draft in memory ------------------------------------------------------------
 
 
-@dataclass
+@dataclass(slots=True)
 class DraftEntry:
     section: Section
     text: str | None
@@ -208,9 +209,26 @@ def previous_report(session: Session, plan_id: int, year: int) -> AnnualReport |
     ).first()
 
 
-def load_drafts(session: Session, annual_id: int) -> dict[int, ObjectiveDraft]:
+_SECTIONS = {section.value: section for section in Section}
+_ORIGINS = {origin.value: origin for origin in EntryOrigin}
+_STYLES = {style.value: style for style in EntryStyle}
+_STATUSES = {status.value: status for status in MilestoneStatus}
+
+
+def _raw(column: Any) -> sa.ColumnElement[str]:
+    """An enum column as its stored value (a dictionary lookup turns it into the enum far
+    faster than the column type does, row by row)."""
+    return sa.type_coerce(column, sa.String())
+
+
+def load_drafts(
+    session: Session, annual_id: int, *, milestone_lines: bool = True
+) -> dict[int, ObjectiveDraft]:
     """An annual report's objective reports as drafts, by objective id (four queries, plain
-    rows: no ORM objects, which cost more than the query on a large plan)."""
+    rows: no ORM objects, which cost more than the query on a large plan).
+
+    Without ``milestone_lines`` only the milestone entries that have links are read: what
+    compile needs of last year's report (a plan's milestone lines are most of its rows)."""
     report_ids = select(ObjectiveReport.id).where(ObjectiveReport.annual_report_id == annual_id)
     drafts: dict[int, ObjectiveDraft] = {}
     by_report: dict[int, ObjectiveDraft] = {}
@@ -239,39 +257,50 @@ def load_drafts(session: Session, annual_id: int) -> dict[int, ObjectiveDraft]:
         .where(col(EntryLink.entry_id).in_(entry_ids))
         .order_by(col(EntryLink.position))
     ).all():
-        links[entry_id].append(Link(title=title, url=url, site=site))
-    for row in session.execute(
-        sa.select(
-            col(ReportEntry.id),
-            col(ReportEntry.objective_report_id),
-            col(ReportEntry.section),
-            col(ReportEntry.text),
-            col(ReportEntry.agency_id),
-            col(ReportEntry.origin),
-            col(ReportEntry.milestone_id),
-            col(ReportEntry.not_updated),
-            col(ReportEntry.style),
-            col(ReportEntry.updated_by),
-            col(ReportEntry.updated_at),
+        links[entry_id].append(Link.trusted({"title": title, "url": url, "site": site}))
+    query = sa.select(
+        col(ReportEntry.id),
+        col(ReportEntry.objective_report_id),
+        _raw(col(ReportEntry.section)),
+        col(ReportEntry.text),
+        col(ReportEntry.agency_id),
+        _raw(col(ReportEntry.origin)),
+        col(ReportEntry.milestone_id),
+        col(ReportEntry.not_updated),
+        _raw(col(ReportEntry.style)),
+        col(ReportEntry.updated_by),
+        col(ReportEntry.updated_at),
+    ).where(col(ReportEntry.objective_report_id).in_(report_ids))
+    if not milestone_lines:
+        query = query.where(
+            sa.or_(
+                col(ReportEntry.section) != Section.MILESTONE,
+                col(ReportEntry.id).in_(select(EntryLink.entry_id)),
+            )
         )
-        .where(col(ReportEntry.objective_report_id).in_(report_ids))
-        .order_by(col(ReportEntry.position), col(ReportEntry.id))
-    ).all():
-        (entry_id, report_id, section, text, agency_id, origin, milestone_id) = row[:7]
+    sections, origins, styles = _SECTIONS, _ORIGINS, _STYLES
+    rows: Sequence[Sequence[Any]] = (
+        session.connection()
+        .execute(query.order_by(col(ReportEntry.position), col(ReportEntry.id)))
+        .all()
+    )
+    for row in rows:
+        (entry_id, report_id, section_value, text, agency_id, origin, milestone_id) = row[:7]
         not_updated, style, updated_by, updated_at = row[7:]
-        by_report[report_id].entries[Section(section)].append(
+        section = sections[section_value]
+        by_report[report_id].entries[section].append(
             DraftEntry(
-                section=Section(section),
-                text=text,
-                agency_id=agency_id,
-                origin=EntryOrigin(origin),
-                milestone_id=milestone_id,
-                not_updated=bool(not_updated),
-                style=EntryStyle(style),
-                links=links.get(entry_id, []),
-                updated_by=updated_by,
-                updated_at=updated_at,
-                id=entry_id,
+                section,
+                text,
+                agency_id,
+                origins[origin],
+                milestone_id,
+                bool(not_updated),
+                styles[style],
+                links.get(entry_id, []),
+                updated_by,
+                updated_at,
+                entry_id,
             )
         )
     return drafts
@@ -280,7 +309,7 @@ def load_drafts(session: Session, annual_id: int) -> dict[int, ObjectiveDraft]:
 # --- compiling ----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Milestone:
     """What compiling needs of a milestone (plain rows are far cheaper than ORM objects)."""
 
@@ -288,6 +317,7 @@ class _Milestone:
     objective_id: int
     lead_agency_id: int | None
     text: str
+    due_text: str | None
     due_start: date | None
     due_end: date | None
     status: MilestoneStatus
@@ -310,32 +340,31 @@ def _load_plan(session: Session, plan_id: int) -> _Plan:
     )
     by_objective: dict[int, list[_Milestone]] = defaultdict(list)
     milestones: dict[int, _Milestone] = {}
-    for row in session.execute(
-        sa.select(
-            col(Milestone.id),
-            col(Milestone.objective_id),
-            col(Milestone.lead_agency_id),
-            col(Milestone.text),
-            col(Milestone.due_start),
-            col(Milestone.due_end),
-            col(Milestone.status),
-            col(Milestone.completed_on),
-            col(Milestone.first_reported_year),
-        ).where(col(Milestone.plan_id) == plan_id)
-    ).all():
-        milestone = _Milestone(
-            id=row[0],
-            objective_id=row[1],
-            lead_agency_id=row[2],
-            text=row[3],
-            due_start=row[4],
-            due_end=row[5],
-            status=MilestoneStatus(row[6]),
-            completed_on=row[7],
-            first_reported_year=row[8],
+    statuses = _STATUSES
+    rows: Sequence[Sequence[Any]] = (
+        session.connection()
+        .execute(
+            sa.select(
+                col(Milestone.id),
+                col(Milestone.objective_id),
+                col(Milestone.lead_agency_id),
+                col(Milestone.text),
+                col(Milestone.due_text),
+                col(Milestone.due_start),
+                col(Milestone.due_end),
+                _raw(col(Milestone.status)),
+                col(Milestone.completed_on),
+                col(Milestone.first_reported_year),
+            ).where(col(Milestone.plan_id) == plan_id)
         )
-        milestones[milestone.id] = milestone
-        by_objective[milestone.objective_id].append(milestone)
+        .all()
+    )
+    for mid, objective_id, lead, text, due_text, start, end, status, done, first in rows:
+        milestone = _Milestone(
+            mid, objective_id, lead, text, due_text, start, end, statuses[status], done, first
+        )
+        milestones[mid] = milestone
+        by_objective[objective_id].append(milestone)
     return _Plan(objectives, by_objective, milestones)
 
 
@@ -352,12 +381,20 @@ def build_drafts(
     session: Session, cycle: Cycle, now: datetime, actor: str
 ) -> dict[int, ObjectiveDraft]:
     """The cycle's drafts built from the answers, before any coordinator edit."""
+    return _build_drafts(session, cycle, now, actor, _load_plan(session, cycle.plan_id))
+
+
+def _build_drafts(
+    session: Session, cycle: Cycle, now: datetime, actor: str, plan: _Plan
+) -> dict[int, ObjectiveDraft]:
     year = cycle.year
-    plan = _load_plan(session, cycle.plan_id)
     answers = submitted_answers(session, cycle)
     agencies = {a.id: a for a in session.exec(select(Agency)) if a.id is not None}
     previous = previous_report(session, cycle.plan_id, year)
-    last = load_drafts(session, previous.id) if previous and previous.id else {}
+    # Of last year's milestone lines only their links carry over (below).
+    last = (
+        load_drafts(session, previous.id, milestone_lines=False) if previous and previous.id else {}
+    )
 
     # What each answer says, by objective.
     said: dict[int, set[int]] = defaultdict(set)  # objective id -> agencies that answered it
@@ -400,10 +437,10 @@ def build_drafts(
             draft.active = list(before.active)
             draft.intro = before.intro
 
-        objective_milestones = plan.milestones_by_objective.get(objective.id, [])
+        in_due_order = sorted(plan.milestones_by_objective.get(objective.id, []), key=_due_order)
         offered_ids = [
             m.id
-            for m in sorted(objective_milestones, key=_due_order)
+            for m in in_due_order
             if m.id is not None
             and m.status is MilestoneStatus.COMPLETED
             and (m.id in completed or (m.completed_on is not None and m.completed_on.year == year))
@@ -467,7 +504,7 @@ def build_drafts(
         last_links = (
             {e.milestone_id: e.links for e in before.entries[Section.MILESTONE]} if before else {}
         )
-        for milestone in sorted(objective_milestones, key=_due_order):
+        for milestone in in_due_order:
             if milestone.status not in OPEN_STATUSES:
                 continue
             lead = milestone.lead_agency_id
@@ -611,10 +648,39 @@ def write_drafts(
     stored: Mapping[int, ObjectiveDraft] | None = None,
 ) -> int:
     """Store the drafts as the annual report's rows; objectives whose draft is unchanged keep
-    their rows (and entry ids). Returns how many objective reports were written.
+    their rows (and entry ids). Returns how many objective reports were written; every
+    entry of ``drafts`` gets the id of its row.
 
     Bulk statements (one executemany per table), so the number of queries does not grow with
     the plan."""
+    return _write_drafts(session, annual, drafts, now, actor, stored=stored)[0]
+
+
+_ENTRY_COLUMNS = (
+    "objective_report_id",
+    "section",
+    "position",
+    "style",
+    "text",
+    "milestone_id",
+    "agency_id",
+    "origin",
+    "not_updated",
+    "updated_by",
+    "updated_at",
+)
+
+
+def _write_drafts(
+    session: Session,
+    annual: AnnualReport,
+    drafts: Mapping[int, ObjectiveDraft],
+    now: datetime,
+    actor: str,
+    *,
+    stored: Mapping[int, ObjectiveDraft] | None = None,
+) -> tuple[int, dict[int, int]]:
+    """``write_drafts``, with the objective report ids by objective id."""
     assert annual.id is not None
     if stored is None:
         stored = load_drafts(session, annual.id)
@@ -633,6 +699,13 @@ def write_drafts(
         for oid, draft in drafts.items()
         if oid not in stored or stored[oid].comparable() != draft.comparable()
     ]
+    # Unchanged drafts keep their rows: their entries are the stored ones, in the same order.
+    unchanged = set(drafts).difference(changed)
+    for objective_id in unchanged:
+        for section in Section:
+            kept = stored[objective_id].entries[section]
+            for entry, row in zip(drafts[objective_id].entries[section], kept, strict=True):
+                entry.id = row.id
     _clear_ids(session, [report_ids[o] for o in [*gone, *changed] if o in report_ids])
     if gone:
         session.execute(
@@ -640,6 +713,8 @@ def write_drafts(
                 _table(ObjectiveReport).c.id.in_([report_ids[o] for o in gone])
             )
         )
+        for objective_id in gone:
+            del report_ids[objective_id]
     for objective_id in changed:
         known = stored.get(objective_id)
         if objective_id in report_ids and (
@@ -667,8 +742,7 @@ def write_drafts(
         ).all():
             report_ids[objective_id] = report_id
     agency_rows: list[dict[str, Any]] = []
-    entry_rows: list[dict[str, Any]] = []
-    links: dict[tuple[int, Section, int], list[Link]] = {}
+    entry_rows: list[tuple[Any, ...]] = []
     for objective_id in changed:
         report_id = report_ids[objective_id]
         draft = drafts[objective_id]
@@ -682,49 +756,56 @@ def write_drafts(
             for position, (agency_id, name) in enumerate(draft.active)
         )
         for section in Section:
+            section_value = section.value
             for position, entry in enumerate(draft.entries[section]):
                 entry_rows.append(
-                    {
-                        "objective_report_id": report_id,
-                        "section": section,
-                        "position": position,
-                        "style": entry.style,
-                        "text": entry.text,
-                        "milestone_id": entry.milestone_id,
-                        "agency_id": entry.agency_id,
-                        "origin": entry.origin,
-                        "not_updated": entry.not_updated,
-                        "updated_by": entry.updated_by or actor,
-                        "updated_at": entry.updated_at or now,
-                    }
+                    (
+                        report_id,
+                        section_value,
+                        position,
+                        entry.style.value,
+                        entry.text,
+                        entry.milestone_id,
+                        entry.agency_id,
+                        entry.origin.value,
+                        entry.not_updated,
+                        entry.updated_by or actor,
+                        entry.updated_at or now,
+                    )
                 )
-                if entry.links:
-                    links[(report_id, section, position)] = entry.links
     if agency_rows:
         session.execute(sa.insert(_table(ObjectiveReportAgency)), agency_rows)
     if entry_rows:
-        session.execute(sa.insert(_table(ReportEntry)), entry_rows)
-    if links:
+        _insert_many(session, _table(ReportEntry), _ENTRY_COLUMNS, entry_rows)
+        # The new rows' ids, for the entries (the document names them) and their links.
         written = [report_ids[o] for o in changed]
+        ids = {
+            (report_id, section, position): entry_id
+            for entry_id, report_id, section, position in session.connection().execute(
+                sa.select(
+                    col(ReportEntry.id),
+                    col(ReportEntry.objective_report_id),
+                    _raw(col(ReportEntry.section)),
+                    col(ReportEntry.position),
+                ).where(col(ReportEntry.objective_report_id).in_(written))
+            )
+        }
         link_rows: list[dict[str, Any]] = []
-        for entry_id, report_id, section, position in session.execute(
-            sa.select(
-                col(ReportEntry.id),
-                col(ReportEntry.objective_report_id),
-                col(ReportEntry.section),
-                col(ReportEntry.position),
-            ).where(col(ReportEntry.objective_report_id).in_(written))
-        ).all():
-            for index, link in enumerate(links.get((report_id, Section(section), position), [])):
-                link_rows.append(
-                    {
-                        "entry_id": entry_id,
-                        "position": index,
-                        "title": link.title,
-                        "url": link.url,
-                        "site": link.site,
-                    }
-                )
+        for objective_id in changed:
+            report_id = report_ids[objective_id]
+            for section, entries in drafts[objective_id].entries.items():
+                for position, entry in enumerate(entries):
+                    entry.id = entry_id = ids[(report_id, section.value, position)]
+                    link_rows.extend(
+                        {
+                            "entry_id": entry_id,
+                            "position": index,
+                            "title": link.title,
+                            "url": link.url,
+                            "site": link.site,
+                        }
+                        for index, link in enumerate(entry.links)
+                    )
         if link_rows:
             session.execute(sa.insert(_table(EntryLink)), link_rows)
     if changed or gone or annual.last_updated is None:
@@ -732,7 +813,46 @@ def write_drafts(
         session.add(annual)
     session.flush()
     session.expire_all()
-    return len(changed) + len(gone)
+    return len(changed) + len(gone), report_ids
+
+
+def _insert_many(
+    session: Session, table: sa.Table, names: Sequence[str], rows: list[tuple[Any, ...]]
+) -> None:
+    """One executemany of plain tuples: what ``session.execute(insert, dicts)`` sends, without
+    its per-row parameter handling (most of the cost of writing 20,000 entries). Values are
+    given as stored (enum values, not members); columns whose type converts a value on the
+    way in (timestamps on SQLite) still do."""
+    connection = session.connection()
+    dialect = connection.dialect
+    processors = [
+        (index, processor)
+        for index, name in enumerate(names)
+        if not isinstance(table.c[name].type, sa.Enum)
+        and (processor := table.c[name].type.dialect_impl(dialect).bind_processor(dialect))
+    ]
+    if processors:
+        rows = [_processed(row, processors) for row in rows]
+    quote = dialect.identifier_preparer.quote
+    mark = "?" if dialect.paramstyle == "qmark" else "%s"
+    # Only the table's own column names go into the statement (quoted); values are parameters.
+    columns = ", ".join(quote(name) for name in names)
+    marks = ", ".join(mark for _ in names)
+    statement = f"INSERT INTO {quote(table.name)} ({columns}) VALUES ({marks})"  # noqa: S608
+    connection.exec_driver_sql(
+        statement,
+        rows,
+    )
+
+
+def _processed(
+    row: tuple[Any, ...], processors: Sequence[tuple[int, Callable[[Any], Any]]]
+) -> tuple[Any, ...]:
+    values = list(row)
+    for index, processor in processors:
+        if values[index] is not None:
+            values[index] = processor(values[index])
+    return tuple(values)
 
 
 def _clear_ids(session: Session, ids: list[int]) -> None:
@@ -794,28 +914,118 @@ def version_document(version: ReportVersion) -> ReportDocument:
 
 
 def snapshot(
-    session: Session, cycle: Cycle, annual: AnnualReport, now: datetime, actor: str
+    session: Session,
+    cycle: Cycle,
+    annual: AnnualReport,
+    now: datetime,
+    actor: str,
+    *,
+    rows: ReportRows | None = None,
 ) -> tuple[ReportVersion, bool]:
     """The working draft as a new numbered draft version; the latest version instead when
-    the draft has not changed since it (returned with False)."""
+    the draft has not changed since it (returned with False). ``rows``: the report's rows as
+    just written (see ``build_document``)."""
     assert annual.id is not None
-    doc = build_document(session, cycle.plan_id, cycle.year)
-    checksum = doc.checksum()
+    doc = build_document(session, cycle.plan_id, cycle.year, rows=rows)
+    canonical = doc.canonical_json()
+    checksum = hashlib.sha256(canonical.encode("utf-8")).hexdigest()
     latest = latest_version(session, cycle)
     if latest is not None and latest.checksum == checksum:
         return latest, False
-    version = ReportVersion(
-        annual_report_id=annual.id,
-        number=(latest.number + 1) if latest else 1,
-        state=VersionState.DRAFT,
-        content=doc.model_dump(mode="json"),
-        checksum=checksum,
-        created_at=now,
-        created_by=actor,
-    )
-    session.add(version)
-    session.flush()
+    # The content is stored as the canonical JSON already made for the checksum (the same
+    # document as ``model_dump``, without converting and serialising it a second time).
+    content: sa.ColumnElement[Any] = sa.literal(canonical, sa.Text())
+    if session.get_bind().dialect.name != "sqlite":
+        content = sa.cast(content, _table(ReportVersion).c.content.type)
+    version_id = session.execute(
+        sa.insert(_table(ReportVersion))
+        .values(
+            annual_report_id=annual.id,
+            number=(latest.number + 1) if latest else 1,
+            state=VersionState.DRAFT,
+            content=content,
+            checksum=checksum,
+            created_at=now,
+            created_by=actor,
+        )
+        .returning(_table(ReportVersion).c.id)
+    ).scalar_one()
+    version = session.exec(
+        select(ReportVersion)
+        .where(ReportVersion.id == version_id)
+        .options(defer(ReportVersion.content))  # type: ignore[arg-type]
+    ).one()
     return version, True
+
+
+def _report_rows(
+    drafts: Mapping[int, ObjectiveDraft], report_ids: Mapping[int, int], plan: _Plan
+) -> ReportRows | None:
+    """The drafts as the report rows they were just written as (entry ids set by
+    ``write_drafts``), milestone lines with their milestone's columns; None when an entry is
+    not one the plan explains (the document is then read back from the database)."""
+    reports: dict[int, tuple[int, str | None]] = {}
+    active: dict[int, list[tuple[int, str]]] = {}
+    entries: list[EntryRow] = []
+    links: dict[int, list[Link]] = {}
+    milestones = plan.milestones
+    milestone_section = Section.MILESTONE
+    for objective_id, draft in drafts.items():
+        report_id = report_ids.get(objective_id)
+        if report_id is None:
+            return None
+        reports[objective_id] = (report_id, draft.intro)
+        active[report_id] = list(draft.active)
+        for section, section_entries in draft.entries.items():
+            section_value = section.value
+            for entry in section_entries:
+                entry_id = entry.id
+                if entry_id is None:
+                    return None
+                if entry.links:
+                    links[entry_id] = entry.links
+                if section is not milestone_section:
+                    entries.append(
+                        (
+                            entry_id,
+                            report_id,
+                            section_value,
+                            entry.style.value,
+                            entry.text,
+                            entry.agency_id,
+                            entry.not_updated,
+                            entry.milestone_id,
+                            None,
+                            None,
+                            None,
+                            None,
+                            None,
+                            None,
+                        )
+                    )
+                    continue
+                milestone = milestones.get(entry.milestone_id or 0)
+                if milestone is None:
+                    return None
+                entries.append(
+                    (
+                        entry_id,
+                        report_id,
+                        section_value,
+                        entry.style.value,
+                        entry.text,
+                        entry.agency_id,
+                        entry.not_updated,
+                        milestone.id,
+                        milestone.text,
+                        milestone.due_text,
+                        milestone.due_start,
+                        milestone.due_end,
+                        milestone.status.value,
+                        milestone.lead_agency_id,
+                    )
+                )
+    return ReportRows(reports, active, entries, links)
 
 
 def lock_cycle(session: Session, cycle: Cycle) -> None:
@@ -863,7 +1073,8 @@ def compile_cycle_result(
     are recorded on its audit event so each one compiles once."""
     assert cycle.id is not None
     lock_cycle(session, cycle)
-    drafts = build_drafts(session, cycle, now, actor)
+    plan = _load_plan(session, cycle.plan_id)
+    drafts = _build_drafts(session, cycle, now, actor, plan)
     stale: list[int] = []
     for event in _recorded_edits(session, cycle.id):
         objective_id = event.detail.get("objective_id")
@@ -877,8 +1088,10 @@ def compile_cycle_result(
     stored = load_drafts(session, annual.id)
     for objective_id, draft in drafts.items():
         _keep_stamps(draft, stored.get(objective_id))
-    written = write_drafts(session, annual, drafts, now, actor, stored=stored)
-    version, created = snapshot(session, cycle, annual, now, actor)
+    written, report_ids = _write_drafts(session, annual, drafts, now, actor, stored=stored)
+    # The document from what was just written, rather than read back.
+    rows = _report_rows(drafts, report_ids, plan)
+    version, created = snapshot(session, cycle, annual, now, actor, rows=rows)
     audit.record(
         session,
         actor=actor,

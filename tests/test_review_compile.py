@@ -265,6 +265,31 @@ def test_each_compile_is_a_new_version_and_every_version_renders_from_its_conten
     assert [e.detail["version"] for e in events] == [1, 1, 2]
 
 
+def test_a_compiled_version_is_the_document_read_back_from_the_database(
+    session: Session, c: Cycle2022
+) -> None:
+    """Compile builds the version from the rows it has just written (not read back): it must
+    be byte for byte what ``build_document`` reads from the database, entry ids included, when
+    every objective is written, when only some are, and after a coordinator's edit."""
+
+    def assert_read_back(version: ReportVersion) -> None:
+        stored = build_document(session, c.plan.id or 0, 2022)
+        assert version.checksum == stored.checksum()
+        assert version.content == stored.model_dump(mode="json")
+
+    assert_read_back(drafts.compile_cycle(session, c.cycle, LATER, COORDINATOR))
+    mbie_answers(session, c)
+    second = drafts.compile_cycle_result(session, c.cycle, LATER + timedelta(days=1), COORDINATOR)
+    assert second.created and second.objective_reports_written > 0
+    assert_read_back(second.version)
+    _objective, block = _block(drafts.version_document(second.version), MBIE_ACHIEVEMENT)
+    assert block.entry_id is not None and block.links
+    drafts.move_entry(session, c.cycle, block.entry_id, "further_work", LATER, "ana@x.nz")
+    third = drafts.compile_cycle_result(session, c.cycle, LATER + timedelta(days=2), COORDINATOR)
+    assert not third.created
+    assert_read_back(third.version)
+
+
 def _block(doc: ReportDocument, text: str) -> tuple[ObjectiveSection, Block]:
     for objective in doc.objectives():
         for block in [*objective.achievements, *objective.further_work]:

@@ -309,9 +309,10 @@ def load_drafts(
 # --- compiling ----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Milestone:
-    """What compiling needs of a milestone (plain rows are far cheaper than ORM objects)."""
+    """What compiling needs of a milestone (plain rows are far cheaper than ORM objects; not
+    frozen: a frozen dataclass costs twice as much to make, and a plan has 20,000)."""
 
     id: int
     objective_id: int
@@ -679,8 +680,10 @@ def _write_drafts(
     actor: str,
     *,
     stored: Mapping[int, ObjectiveDraft] | None = None,
+    unchanged: set[int] | None = None,
 ) -> tuple[int, dict[int, int]]:
-    """``write_drafts``, with the objective report ids by objective id."""
+    """``write_drafts``, with the objective report ids by objective id; ``unchanged``: the
+    objectives whose draft equals the stored one, when the caller has compared them."""
     assert annual.id is not None
     if stored is None:
         stored = load_drafts(session, annual.id)
@@ -694,13 +697,14 @@ def _write_drafts(
         ).all()
     }
     gone = [oid for oid in report_ids if oid not in drafts]
-    changed = [
-        oid
-        for oid, draft in drafts.items()
-        if oid not in stored or stored[oid].comparable() != draft.comparable()
-    ]
+    if unchanged is None:
+        unchanged = {
+            oid
+            for oid, draft in drafts.items()
+            if oid in stored and stored[oid].comparable() == draft.comparable()
+        }
+    changed = [oid for oid in drafts if oid not in unchanged]
     # Unchanged drafts keep their rows: their entries are the stored ones, in the same order.
-    unchanged = set(drafts).difference(changed)
     for objective_id in unchanged:
         for section in Section:
             kept = stored[objective_id].entries[section]
@@ -1086,9 +1090,19 @@ def compile_cycle_result(
     annual = annual_report(session, cycle, now)
     assert annual.id is not None
     stored = load_drafts(session, annual.id)
+    # An unchanged draft keeps its rows as they are (stamps included): only the others need
+    # their unchanged entries' stamps, and each draft is compared once.
+    unchanged = {
+        objective_id
+        for objective_id, draft in drafts.items()
+        if objective_id in stored and stored[objective_id].comparable() == draft.comparable()
+    }
     for objective_id, draft in drafts.items():
-        _keep_stamps(draft, stored.get(objective_id))
-    written, report_ids = _write_drafts(session, annual, drafts, now, actor, stored=stored)
+        if objective_id not in unchanged:
+            _keep_stamps(draft, stored.get(objective_id))
+    written, report_ids = _write_drafts(
+        session, annual, drafts, now, actor, stored=stored, unchanged=unchanged
+    )
     # The document from what was just written, rather than read back.
     rows = _report_rows(drafts, report_ids, plan)
     version, created = snapshot(session, cycle, annual, now, actor, rows=rows)

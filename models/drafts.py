@@ -42,7 +42,7 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
-from typing import Any
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -914,6 +914,17 @@ def find_version(session: Session, cycle: Cycle, number: int) -> ReportVersion:
 
 
 def version_document(version: ReportVersion) -> ReportDocument:
+    state = sa.inspect(version)
+    if "content" in state.unloaded and state.session is not None and version.id is not None:
+        # Not loaded yet (``versions`` defers it): the stored JSON text validated as it is,
+        # rather than decoded into Python objects first and those validated (a large
+        # report's content is several megabytes).
+        text = state.session.execute(
+            sa.select(sa.cast(col(ReportVersion.content), sa.Text())).where(
+                col(ReportVersion.id) == version.id
+            )
+        ).scalar_one()
+        return ReportDocument.model_validate_json(text)
     return ReportDocument.model_validate(version.content)
 
 
@@ -1263,9 +1274,9 @@ class DroppedMilestone:
     reason: str | None
 
 
-@dataclass(frozen=True)
-class EntryNote:
-    """What the draft view shows beside an entry."""
+class EntryNote(NamedTuple):
+    """What the draft view shows beside an entry (a named tuple: one per entry of the draft,
+    20,000 on a large plan, and a tuple is the cheapest immutable record to make)."""
 
     origin: str
     updated_by: str | None
@@ -1352,19 +1363,21 @@ def review_notes(session: Session, cycle: Cycle, *, entries: bool = True) -> Rev
     ).one()
     notes: dict[int, EntryNote] = {}
     if entries:
-        for entry_id, section, origin, updated_by, milestone_id in session.execute(
+        # Enum columns as their stored values: the note shows the value (what converting each
+        # row to the enum and back would give).
+        milestone_section = Section.MILESTONE.value
+        rows: Sequence[Sequence[Any]] = session.execute(
             sa.select(
                 col(ReportEntry.id),
-                col(ReportEntry.section),
-                col(ReportEntry.origin),
+                _raw(col(ReportEntry.section)),
+                _raw(col(ReportEntry.origin)),
                 col(ReportEntry.updated_by),
                 col(ReportEntry.milestone_id),
             ).where(col(ReportEntry.objective_report_id).in_(report_ids))
-        ).all():
+        ).all()
+        for entry_id, section, origin, updated_by, milestone_id in rows:
             notes[entry_id] = EntryNote(
-                EntryOrigin(origin).value,
-                updated_by,
-                milestone_id if Section(section) is not Section.MILESTONE else None,
+                origin, updated_by, milestone_id if section != milestone_section else None
             )
     last_compile = session.exec(
         select(AuditEvent)

@@ -6,8 +6,10 @@ row into a message, whoever calls it (a Celery task, a redelivered task, the CLI
 1. claim: a conditional UPDATE moves the row to "sending" only from "pending" or "retrying", or
    from a "sending" whose claim is older than ``stale_after`` (the worker that claimed it died
    mid-send). Two callers racing for the same row: exactly one wins, the other sends nothing.
-   The claim is committed before anything is sent, so every other worker sees it.
-2. render (``models.messages.render_message``; it may issue the message's link token) and commit.
+2. render (``models.messages.render_message``; it may issue the message's link token), and
+   commit the claim and the token together: both are committed before anything is sent, so
+   every other worker sees the claim. (A render that fails rolls the claim back; the row is
+   claimed again to record the failure.)
 3. send through the transport, outside any transaction (no lock is held on a slow server).
 4. record: "sent" (with ``after_sent``), "retrying" (transient error, attempts left) or
    "failed" (permanent error, or no attempts left; the coordinators are told by a
@@ -152,17 +154,11 @@ def attempt_delivery(
     render = render or _default_renderer()
     after_sent = after_sent or _default_after_sent()
 
-    if not _claim(session, notification_id, now, policy):
-        state = session.exec(
-            select(Notification.state).where(Notification.id == notification_id)
-        ).first()
-        session.commit()
-        if state is None:
-            raise UnknownNotification(f"no notification with id {notification_id}")
-        return DeliveryOutcome(notification_id, DeliveryState(state))
+    notification = _claim(session, notification_id, now, policy)
+    if notification is None:
+        return _not_ours(session, notification_id)
 
-    notification = session.get(Notification, notification_id, populate_existing=True)
-    assert notification is not None and notification.claimed_at is not None
+    assert notification.claimed_at is not None
     claimed_at = notification.claimed_at
     contact = session.get(Contact, notification.contact_id) if notification.contact_id else None
     if contact is None or not contact.active:
@@ -180,12 +176,17 @@ def attempt_delivery(
 
     try:
         message = render(session, notification, now)
+        # One commit for the claim and what rendering wrote (the link's token): both are in
+        # the database before anything is sent, and every commit waits for a disk flush.
         session.commit()
     except Exception as exc:
-        session.rollback()
-        log.exception(
-            "notification %s (%s) could not be rendered", notification_id, notification.kind
-        )
+        kind = notification.kind
+        session.rollback()  # the claim with it: claimed again to record the failure
+        log.exception("notification %s (%s) could not be rendered", notification_id, kind)
+        reclaimed = _claim(session, notification_id, now, policy)
+        if reclaimed is None:
+            return _not_ours(session, notification_id)
+        notification = reclaimed
         return _record_failure(
             session,
             notification,
@@ -218,10 +219,26 @@ def attempt_delivery(
     return DeliveryOutcome(notification_id, DeliveryState.SENT, sent_now=True)
 
 
-def _claim(session: Session, notification_id: int, now: datetime, policy: DeliveryPolicy) -> bool:
+def _not_ours(session: Session, notification_id: int) -> DeliveryOutcome:
+    """Someone else holds the row, or it is done: its state, nothing sent."""
+    state = session.exec(
+        select(Notification.state).where(Notification.id == notification_id)
+    ).first()
+    session.commit()
+    if state is None:
+        raise UnknownNotification(f"no notification with id {notification_id}")
+    return DeliveryOutcome(notification_id, DeliveryState(state))
+
+
+def _claim(
+    session: Session, notification_id: int, now: datetime, policy: DeliveryPolicy
+) -> Notification | None:
+    """The row, claimed (not committed: the caller commits it with the rendered message, or
+    with the failure); None when it is not ours to send. A concurrent claimant waits for
+    our commit (PostgreSQL's row lock, SQLite's write lock) and then finds it claimed."""
     state = col(Notification.state)
     claimed_at = col(Notification.claimed_at)
-    result = session.exec(
+    claimed = session.exec(
         sa.update(Notification)
         .where(
             col(Notification.id) == notification_id,
@@ -238,10 +255,11 @@ def _claim(session: Session, notification_id: int, now: datetime, policy: Delive
             claimed_at=now,
             attempts=col(Notification.attempts) + 1,
         )
-        .execution_options(synchronize_session=False)
-    )
-    session.commit()
-    return bool(result.rowcount == 1)
+        # The claimed row comes back with the UPDATE: no second round trip to read it.
+        .returning(Notification)
+        .execution_options(synchronize_session=False, populate_existing=True)
+    ).first()
+    return claimed[0] if claimed is not None else None
 
 
 def _record_sent(
@@ -259,11 +277,11 @@ def _record_sent(
         .execution_options(synchronize_session=False)
     )
     try:
-        marked = session.exec(mark_sent).rowcount == 1
-        fresh = session.get(Notification, notification.id, populate_existing=True)
-        assert fresh is not None
-        if marked:  # else a takeover of our stale claim has recorded it already
-            after_sent(session, fresh, now)
+        marked = session.exec(
+            mark_sent.returning(Notification).execution_options(populate_existing=True)
+        ).first()
+        if marked is not None:  # else a takeover of our stale claim has recorded it already
+            after_sent(session, marked[0], now)
         session.commit()
     except Exception:
         # The message is out: being marked sent matters more than its side effects.

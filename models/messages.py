@@ -17,6 +17,7 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from models import audit
@@ -177,8 +178,10 @@ class _View:
         session, context = self.session, self.context
         contact = session.get(Contact, self.n.contact_id) if self.n.contact_id else None
         agency_id = context.get("agency_id", self.n.agency_id)
-        agency = session.get(Agency, agency_id) if agency_id else None
         request_id = context.get("update_request_id")
+        # Held while the view is built: the gets below find them in the session.
+        preloaded = self._preload(agency_id, request_id, context.get("cycle_id", self.n.cycle_id))
+        agency = session.get(Agency, agency_id) if agency_id else None
         request = session.get(UpdateRequest, request_id) if request_id else None
         cycle_id = context.get("cycle_id", self.n.cycle_id)
         cycle = session.get(Cycle, cycle_id) if cycle_id else None
@@ -230,6 +233,7 @@ class _View:
             from models.publishing import message_view
 
             view.update(message_view(session, self.n, request, self.base))
+        del preloaded
         if self.n.kind == DELIVERY_FAILED:
             label = KIND_LABELS.get(str(context.get("failed_kind")), "message")
             view["failure"] = {
@@ -239,6 +243,24 @@ class _View:
                 "notification_id": context.get("failed_notification_id"),
             }
         return view
+
+    def _preload(
+        self, agency_id: int | None, request_id: int | None, cycle_id: int | None
+    ) -> tuple[Any, ...]:
+        """The agency, update request, cycle (the request's when none is named) and plan in
+        one query instead of four: loaded into the session, where ``session.get`` finds them
+        as long as the caller holds what this returns."""
+        if not (agency_id or request_id or cycle_id):
+            return ()
+        row = self.session.exec(
+            select(UpdateRequest, Cycle, Plan, Agency)
+            .select_from(sa.select(sa.literal(1)).subquery())
+            .outerjoin(UpdateRequest, col(UpdateRequest.id) == request_id)
+            .outerjoin(Cycle, col(Cycle.id) == sa.func.coalesce(cycle_id, UpdateRequest.cycle_id))
+            .outerjoin(Plan, col(Plan.id) == Cycle.plan_id)
+            .outerjoin(Agency, col(Agency.id) == agency_id)
+        ).first()
+        return tuple(row) if row is not None else ()
 
     def _cycle(self, cycle: Cycle | None) -> dict[str, Any] | None:
         if cycle is None:
@@ -259,8 +281,10 @@ class _View:
             .join(Pillar, col(Pillar.id) == Objective.pillar_id)
             .where(col(Milestone.id).in_(milestone_ids))
         ).all()
+        if not with_lead:
+            return _group(rows, self.today, None)
         leads = self._agency_names({m.lead_agency_id for m, _o, _p in rows if m.lead_agency_id})
-        return _group(rows, self.today, leads if with_lead else None)
+        return _group(rows, self.today, leads)
 
     def _routed_via(self, contact: Contact | None, agency: Agency | None) -> dict[str, str] | None:
         """The parent agency whose contact receives a business unit's message (INZ through

@@ -226,6 +226,40 @@ def test_one_refused_recipient_fails_alone_and_the_coordinators_are_told(
     )
 
 
+def test_a_message_that_cannot_be_rendered_fails_once_and_keeps_nothing_it_wrote(
+    session: Session, agency: Agency, smtp_server: SmtpServer, tmp_path: Path
+) -> None:
+    contact = add_contact(session, agency, "aroha@mbie.example.org")
+    coordinator = add_contact(session, agency, "coord@mbie.example.org", coordinator=True)
+    notification_id = add_notification(session, contact)
+
+    def broken(session: Session, notification: Notification, now: datetime) -> StubMessage:
+        # Rendering writes in the claim's transaction (a link token); then it fails.
+        session.add(Agency(acronym="HALF", full_name="Written by a render that failed"))
+        session.flush()
+        raise RuntimeError("template missing")
+
+    outcome = attempt_delivery(
+        session,
+        notification_id,
+        NOW,
+        transport_for(smtp_server, tmp_path),
+        policy=POLICY,
+        render=broken,
+        after_sent=AfterSent(),
+    )
+
+    assert outcome.state is DeliveryState.FAILED
+    failed = row(session, notification_id)
+    assert failed.state is DeliveryState.FAILED
+    assert failed.attempts == 1  # claimed once, though the claim was made again to record it
+    assert failed.last_error == "could not render the message: RuntimeError: template missing"
+    assert session.exec(select(Agency).where(Agency.acronym == "HALF")).first() is None
+    assert smtp_server.messages == []
+    notices = session.exec(select(Notification).where(Notification.kind == DELIVERY_FAILED)).all()
+    assert [notice.contact_id for notice in notices] == [coordinator.id]
+
+
 def test_a_451_is_retried_and_the_message_delivered_once(
     session: Session, agency: Agency, smtp_server: SmtpServer, tmp_path: Path
 ) -> None:

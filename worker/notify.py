@@ -438,7 +438,8 @@ class AppriseTransport:
             )
             self._write_outbox(notification, prepared, date)
             return
-        options = dict(self._mail)
+        # A copy per message, down to the containers: a service must not change the next one's.
+        options = {k: v.copy() if isinstance(v, dict | list) else v for k, v in self._mail.items()}
         options["targets"] = [address]
         if not options.get("from_addr"):
             options["from_addr"] = self.mail_from
@@ -519,9 +520,15 @@ def message_domain(settings: Settings) -> str:
 
 def default_transport(settings: Settings) -> Transport:
     mail_url = settings.mail_url.get_secret_value() if settings.mail_url else None
+    return _transport(mail_url, settings.mail_from, settings.outbox_path, message_domain(settings))
+
+
+@functools.lru_cache(maxsize=8)
+def _transport(
+    mail_url: str | None, mail_from: str, outbox_dir: Path, domain: str
+) -> AppriseTransport:
+    # One per configuration and process, not per task: Apprise's parsing of the mail URL is a
+    # good share of a message's cost. (The transport keeps nothing between messages.)
     return AppriseTransport(
-        mail_url=mail_url,
-        mail_from=settings.mail_from,
-        outbox_dir=settings.outbox_path,
-        domain=message_domain(settings),
+        mail_url=mail_url, mail_from=mail_from, outbox_dir=outbox_dir, domain=domain
     )

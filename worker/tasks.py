@@ -43,7 +43,12 @@ def send_notification(self: Task[Any, Any], notification_id: int, now: str | Non
     settings = get_settings()
     policy = DeliveryPolicy.from_settings(settings)
     at = datetime.fromisoformat(now) if now else _now()
-    with Session(get_engine(settings.sqlalchemy_url), expire_on_commit=False) as session:
+    # One connection for the claim, the render and the record: each transaction would
+    # otherwise check one out of the pool again, and ping the server before using it.
+    with (
+        get_engine(settings.sqlalchemy_url).connect() as connection,
+        Session(bind=connection, expire_on_commit=False) as session,
+    ):
         try:
             outcome = attempt_delivery(
                 session, notification_id, at, default_transport(settings), policy=policy

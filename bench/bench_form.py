@@ -95,16 +95,16 @@ class ServerSettings:
         loop = self.loop
         if loop == "auto":
             loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
-        http = self.http
-        if http == "auto":
-            http = "httptools" if importlib.util.find_spec("httptools") else "h11"
-        return loop, http
+        protocol = self.http
+        if protocol == "auto":
+            protocol = "httptools" if importlib.util.find_spec("httptools") else "h11"
+        return loop, protocol
 
 
 @contextmanager
 def server(factory: str, env: dict[str, str], settings: ServerSettings) -> Iterator[int]:
     port = free_port()
-    loop, http = settings.resolved()
+    loop, protocol = settings.resolved()
     command = [
         sys.executable,
         "-m",
@@ -121,7 +121,7 @@ def server(factory: str, env: dict[str, str], settings: ServerSettings) -> Itera
         "--loop",
         loop,
         "--http",
-        http,
+        protocol,
     ]
     process = subprocess.Popen(command, env={**os.environ, **env})
     try:

@@ -100,7 +100,10 @@ def build_email(
 
     Built with the classic ``email.mime`` classes (as Apprise does): the header registry of
     ``EmailMessage`` parses every header it is given and costs more than the SMTP exchange."""
-    mail = MIMEMultipart("alternative")
+    # A boundary of our own: the generator would otherwise draw one and compile a regex to
+    # check the parts for it, per message. "==" never occurs in quoted-printable parts (a
+    # literal "=" is "=3D"), so it cannot collide with a body.
+    mail = MIMEMultipart("alternative", boundary=f"==============={notification.id}==")
     mail["Subject"] = _header("Subject", " ".join(message.subject.split()))
     mail["From"] = formataddr(parseaddr(from_header), charset="utf-8")
     mail["To"] = formataddr((contact.name or "", contact.email), charset="utf-8")

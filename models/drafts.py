@@ -40,6 +40,7 @@ from __future__ import annotations
 import hashlib
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
+from copy import deepcopy
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any, NamedTuple
@@ -1191,8 +1192,11 @@ def _edit(
         )
     annual = annual_report(session, cycle, now)
     assert annual.id is not None
-    drafts = load_drafts(session, annual.id)
-    draft = drafts[ref.report.objective_id]
+    # The draft is read once: the edited objective's is a copy, the others are the stored
+    # ones themselves (unchanged, so not written).
+    stored = load_drafts(session, annual.id)
+    drafts = dict(stored)
+    draft = drafts[ref.report.objective_id] = deepcopy(stored[ref.report.objective_id])
     detail = {
         **detail,
         "objective_id": ref.report.objective_id,
@@ -1210,7 +1214,7 @@ def _edit(
         subject=f"entry:{entry_id}",
         detail=detail,
     )
-    write_drafts(session, annual, drafts, now, actor, stored=load_drafts(session, annual.id))
+    write_drafts(session, annual, drafts, now, actor, stored=stored)
     version, _created = snapshot(session, cycle, annual, now, actor)
     return version
 

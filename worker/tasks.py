@@ -93,11 +93,12 @@ def sweep(self: Task[Any, Any], now: str | None = None) -> dict[str, int]:
             lost_after=lost_after(settings),
         )
     queued = 0
-    for notification_id in dict.fromkeys([*due, *lost]):
-        self.app.send_task(
-            SEND_TASK, args=[notification_id], kwargs=_now_kwargs(at.isoformat() if now else None)
-        )
-        queued += 1
+    kwargs = _now_kwargs(at.isoformat() if now else None)
+    # One producer (and broker connection) for the whole batch, not one acquired per task.
+    with self.app.producer_or_acquire() as producer:
+        for notification_id in dict.fromkeys([*due, *lost]):
+            self.app.send_task(SEND_TASK, args=[notification_id], kwargs=kwargs, producer=producer)
+            queued += 1
     if result.deferred:
         log.info("sweep deferred: %s", result.deferred)
     return {"claimed": len(due), "requeued": len(set(lost) - set(due)), "queued": queued}

@@ -26,6 +26,7 @@ that does not grow with the plan (compare the full and the 1/``--scale`` plan).
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -67,7 +68,10 @@ SCENARIOS = (
 )
 
 
+@functools.cache
 def settings() -> Settings:
+    # Built once, as the service's cached settings are: reading the environment is not the
+    # sweep's work.
     return Settings(base_url="https://reports.example.govt.nz")
 
 

@@ -6,8 +6,10 @@ the due rows.
     .venv/bin/python -m bench.bench_sweep --backend sqlite --runs 3
 
 Setup per backend: import the generated 2021 plan, give every agency a contact (and one
-coordinator), open the 2022 cycle on 1 February 2022 (deadline 2 December 2022) and run the
-first sweep (it flags what slipped in 2021). Then each scenario runs ``sweep`` in a new
+coordinator), open the 2022 cycle on 1 February 2022 (deadline 2 December 2022), mark its
+update requests sent, as a worker would have within seconds (``--pending-requests`` leaves
+them pending: every sweep then also looks up their messages), and run the first sweep (it
+flags what slipped in 2021). Then each scenario runs ``sweep`` in a new
 session and rolls it back, so every run sees the same state:
 
 - ``quiet day``: 2 March 2022, the day after the 30-day reminders of the March milestones
@@ -44,7 +46,15 @@ from config.settings import Settings
 from models.cycles import open_cycle
 from models.importer import import_report
 from models.sweep import SweepResult, sweep
-from models.tables import Agency, Contact, Plan
+from models.tables import (
+    Agency,
+    Contact,
+    DeliveryState,
+    Notification,
+    Plan,
+    RequestState,
+    UpdateRequest,
+)
 
 NZ = ZoneInfo("Pacific/Auckland")
 DEADLINE = date(2022, 12, 2)
@@ -52,6 +62,9 @@ DEADLINE = date(2022, 12, 2)
 
 def local(day: date, hour: int = 9) -> datetime:
     return datetime.combine(day, time(hour), NZ).astimezone(UTC)
+
+
+OPENED = local(date(2022, 2, 1))
 
 
 @dataclass(frozen=True)
@@ -75,8 +88,9 @@ def settings() -> Settings:
     return Settings(base_url="https://reports.example.govt.nz")
 
 
-def prepare(engine: sa.Engine, text: str) -> None:
-    """Import, contacts, the 2022 cycle, the first sweep, and March's 30-day reminders."""
+def prepare(engine: sa.Engine, text: str, *, delivered: bool = True) -> None:
+    """Import, contacts, the 2022 cycle (its update requests sent, unless not
+    ``delivered``), and the first sweep."""
     with Session(engine, expire_on_commit=False) as session:
         summary = import_report(session, text, datetime(2022, 1, 20, tzinfo=UTC))
         agencies = session.exec(select(Agency)).all()
@@ -90,7 +104,12 @@ def prepare(engine: sa.Engine, text: str) -> None:
         session.flush()
         plan = session.get(Plan, summary.plan_id)
         assert plan is not None
-        open_cycle(session, plan, 2022, DEADLINE, local(date(2022, 2, 1)), "bench")
+        open_cycle(session, plan, 2022, DEADLINE, OPENED, "bench")
+        if delivered:
+            # The update requests went out when the cycle opened, as in service (a worker
+            # sends them within seconds); left pending, every sweep would look for them.
+            session.exec(sa.update(Notification).values(state=DeliveryState.SENT, sent_at=OPENED))
+            session.exec(sa.update(UpdateRequest).values(state=RequestState.SENT, sent_at=OPENED))
         session.commit()
     with Session(engine) as session:
         sweep(session, local(date(2022, 2, 1), 10), settings())
@@ -177,6 +196,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--scale", type=int, default=10, help="the smaller plan: 1/scale")
     parser.add_argument("--backend", action="append", choices=["sqlite", "postgresql"])
+    parser.add_argument(
+        "--pending-requests",
+        action="store_true",
+        help="leave the update requests unsent (every sweep then looks their messages up)",
+    )
     args = parser.parse_args(argv)
 
     size = (
@@ -205,9 +229,9 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 print(f"[{backend}] importing and opening the cycle ...", flush=True)
                 engine = databases.new()
-                prepare(engine, text)
+                prepare(engine, text, delivered=not args.pending_requests)
                 small_engine = databases.new()
-                prepare(small_engine, small_text)
+                prepare(small_engine, small_text, delivered=not args.pending_requests)
                 for scenario in SCENARIOS:
                     if scenario.name == "quiet day":
                         commit_march(engine)

@@ -8,6 +8,10 @@ winner's commit and then inserts nothing; on SQLite writers are serialised. A di
 items were partly taken by someone else is withdrawn (its rows deleted in the same
 transaction) and claimed again with the items still free, so no reason is lost and none is
 sent twice.
+
+Each table's rows go in as one statement whatever their number, in key order (one lock
+order for every claimant): PostgreSQL reads them from one array per column with
+``unnest()``, SQLite from one JSON array with ``json_each()``.
 """
 
 from __future__ import annotations
@@ -366,12 +370,6 @@ def table_of(model: type[Any]) -> sa.Table:
     return table
 
 
-def page_size(table: sa.Table) -> int:
-    """Rows per multi-row INSERT: as many as stay under SQLite's 32,766 bound parameters
-    (fewer round trips than SQLAlchemy's default of 1,000 rows)."""
-    return max(1, 30_000 // len(table.columns))
-
-
 def _item_key(row: Mapping[str, Any]) -> str:
     return str(row["idempotency_key"])
 
@@ -408,15 +406,17 @@ def _bulk_insert(
                 params[name] = [row[name] for row in rows]
         return [tuple(row) for row in connection.execute(statement, params)]
     if dialect == "sqlite":
-        # Core executemany with RETURNING: a few multi-row INSERTs from one cached compiled
-        # statement (SQLite's C driver binds the values; pages stay under its parameter limit).
-        statement = (
-            sqlite.insert(table)
-            .execution_options(insertmanyvalues_page_size=page_size(table))
-            .on_conflict_do_nothing(index_elements=["idempotency_key"])
-            .returning(*returning)
+        # The same on SQLite: the rows are one JSON array parameter, read by json_each() (a
+        # multi-row VALUES would need a statement per page of its 32,766 parameters).
+        names = tuple(rows[0])
+        statement = _json_each_insert(
+            table, names, tuple(constant), tuple(c.name for c in returning)
         )
-        return [tuple(row) for row in connection.execute(statement, list(rows))]
+        params = {name: rows[0][name] for name in constant}
+        params["rows"] = json.dumps(
+            [[row[name] for name in names if name not in constant] for row in rows]
+        )
+        return [tuple(row) for row in connection.execute(statement, params)]
     raise NotImplementedError(f"claiming notifications on {dialect} is not supported")
 
 
@@ -448,6 +448,34 @@ def _unnest_insert(
     return (
         postgresql.insert(table)
         .from_select(list(names), sa.select(*selected).order_by(source.c.ordinality))
+        .on_conflict_do_nothing(index_elements=["idempotency_key"])
+        .returning(*(table.c[name] for name in returning))
+    )
+
+
+@functools.cache
+def _json_each_insert(
+    table: sa.Table, names: tuple[str, ...], constant: tuple[str, ...], returning: tuple[str, ...]
+) -> Any:
+    """``INSERT INTO table (names) SELECT json_extract(value, '$[i]'), … FROM json_each(:rows)
+    ORDER BY key ON CONFLICT (idempotency_key) DO NOTHING RETURNING …`` for SQLite."""
+    source = sa.func.json_each(sa.bindparam("rows", type_=sa.Text())).table_valued("key", "value")
+    selected: list[Any] = []
+    position = 0
+    for name in names:
+        if name in constant:
+            selected.append(sa.bindparam(name, type_=table.c[name].type))
+            continue
+        # A JSON column's value comes out as its JSON text: stored as SQLAlchemy would.
+        selected.append(sa.func.json_extract(source.c.value, f"$[{position}]"))
+        position += 1
+    return (
+        sqlite.insert(table)
+        .from_select(
+            list(names),
+            # The WHERE keeps SQLite from reading ON CONFLICT as a join's ON.
+            sa.select(*selected).where(sa.true()).order_by(source.c.key),
+        )
         .on_conflict_do_nothing(index_elements=["idempotency_key"])
         .returning(*(table.c[name] for name in returning))
     )

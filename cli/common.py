@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import sys
 
 import sqlalchemy as sa
@@ -47,3 +48,11 @@ def ready_engine() -> sa.Engine:
 
 def is_tty() -> bool:
     return sys.stdout.isatty()
+
+
+def actor_name() -> str:
+    """Who acts, for the audit log: the user running the command."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"

@@ -7,7 +7,6 @@ shows what would go out and writes nothing.
 
 from __future__ import annotations
 
-import getpass
 from collections.abc import Callable
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Annotated
@@ -16,7 +15,7 @@ import typer
 from rich.table import Table
 from sqlmodel import Session
 
-from cli.common import console, fail, load_settings, ready_engine
+from cli.common import actor_name, console, fail, load_settings, ready_engine
 from models.clock import parse_instant, system_clock
 
 if TYPE_CHECKING:
@@ -51,13 +50,6 @@ def register(app: typer.Typer) -> None:
     """Attach this module's commands to the main app."""
     app.add_typer(cycle_app, name="cycle")
     app.command("sweep")(sweep_command)
-
-
-def _actor() -> str:
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return "cli"
 
 
 def _clock(now: str | None, settings: Settings) -> tuple[datetime, Callable[[], datetime]]:
@@ -116,7 +108,9 @@ def open_command(
     with Session(engine, expire_on_commit=False) as session:
         try:
             found = find_plan(session, plan)
-            opened = open_cycle(session, found, year, due, at, _actor(), timezone=settings.timezone)
+            opened = open_cycle(
+                session, found, year, due, at, actor_name(), timezone=settings.timezone
+            )
         except CycleError as exc:
             session.rollback()
             fail(str(exc))
@@ -211,7 +205,7 @@ def resend_command(
     with Session(engine, expire_on_commit=False) as session:
         try:
             cycle = find_cycle(session, find_plan(session, plan), year)
-            done = resend_link(session, cycle, agency, at, _actor())
+            done = resend_link(session, cycle, agency, at, actor_name())
         except CycleError as exc:
             session.rollback()
             fail(str(exc))

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import typer
 
-from cli import agency_commands, cycle_commands, demo, ops_commands, plan_commands, review_commands
+from cli import (
+    agency_commands,
+    cycle_commands,
+    demo,
+    milestone_commands,
+    ops_commands,
+    plan_commands,
+    review_commands,
+)
 from cli.common import console, load_settings
 
 app = typer.Typer(
@@ -50,6 +58,7 @@ demo.register(app)
 ops_commands.register(app)
 cycle_commands.register(app)
 agency_commands.register(app)
+milestone_commands.register(app)
 review_commands.register(app)
 
 if __name__ == "__main__":  # pragma: no cover

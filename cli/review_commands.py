@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from sqlmodel import Session
 
-from cli.common import console, fail, load_settings, ready_engine
-from cli.cycle_commands import NowOption, PlanOption, _actor, _clock, _deliver, cycle_app
+from cli.common import actor_name, console, fail, load_settings, ready_engine
+from cli.cycle_commands import NowOption, PlanOption, _clock, _deliver, cycle_app
 
 if TYPE_CHECKING:
     from models.tables import Cycle, ReportVersion
@@ -74,7 +74,7 @@ def coordinator_add_command(
         fail(problem)
     engine = ready_engine()
     with Session(engine, expire_on_commit=False) as session:
-        account = add_account(session, address, password, system_clock(), actor=_actor())
+        account = add_account(session, address, password, system_clock(), actor=actor_name())
         session.commit()
         console.print(f"coordinator {account.email} can sign in at /dashboard")
 
@@ -96,7 +96,7 @@ def compile_command(
     engine = ready_engine()
     with Session(engine, expire_on_commit=False) as session:
         cycle = _cycle(session, year, plan)
-        result = drafts.compile_cycle_result(session, cycle, at, by or _actor())
+        result = drafts.compile_cycle_result(session, cycle, at, by or actor_name())
         notes = drafts.review_notes(session, cycle)
         session.commit()
         version = result.version

@@ -125,7 +125,18 @@ def _first_active(named: list[str], active: list[str], directory: AgencyDirector
 
 def _comparable(value: Any) -> Any:
     """A section as plain data without the fields only the database knows."""
-    ignored = {"entry_id", "milestone_id", "history", "status", "not_updated", "start", "end"}
+    # "lead" too: an existing milestone keeps its lead (a coordinator may have corrected the
+    # importer's guess), so a guess that differs is no change to write.
+    ignored = {
+        "entry_id",
+        "milestone_id",
+        "history",
+        "status",
+        "not_updated",
+        "start",
+        "end",
+        "lead",
+    }
     if isinstance(value, dict):
         return {k: _comparable(v) for k, v in value.items() if k not in ignored}
     if isinstance(value, list):

@@ -10,7 +10,7 @@ new lead has no update request in it, adds one: the next sweep sends it with its
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
@@ -19,9 +19,11 @@ from models import audit
 from models.contacts import find_agency
 from models.tables import (
     Agency,
+    AuditEvent,
     Cycle,
     CycleState,
     Milestone,
+    MilestoneRevision,
     MilestoneStatus,
     Objective,
     Plan,
@@ -149,3 +151,48 @@ def change_lead(
     )
     session.flush()
     return LeadChange(milestone, previous, lead, added, cycle if added is not None else None)
+
+
+@dataclass(frozen=True)
+class HistoryLine:
+    at: datetime
+    by: str
+    what: str
+    reason: str | None
+
+
+def milestone_history(session: Session, milestone_id: int) -> list[HistoryLine]:
+    """Every change of the milestone's due period and of its lead, oldest first."""
+    lines = [
+        HistoryLine(
+            at=_aware(revision.changed_at),
+            by=revision.changed_by,
+            what=f"due {revision.previous_due_text or 'undated'} → "
+            f"{revision.new_due_text or 'undated'} (reported in {revision.year})",
+            reason=revision.reason,
+        )
+        for revision in session.exec(
+            select(MilestoneRevision).where(col(MilestoneRevision.milestone_id) == milestone_id)
+        ).all()
+    ]
+    for event in session.exec(
+        select(AuditEvent).where(
+            col(AuditEvent.action) == LEAD_CHANGED,
+            col(AuditEvent.subject) == f"milestone:{milestone_id}",
+        )
+    ).all():
+        detail = event.detail or {}
+        lines.append(
+            HistoryLine(
+                at=_aware(event.at),
+                by=event.actor,
+                what=f"lead {detail.get('from') or 'nobody'} → {detail.get('to')}",
+                reason=detail.get("reason"),
+            )
+        )
+    return sorted(lines, key=lambda line: line.at)
+
+
+def _aware(value: datetime) -> datetime:
+    # SQLite gives back naive UTC.
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)

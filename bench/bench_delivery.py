@@ -9,16 +9,20 @@ Setup (not timed): a generated plan with ``--agencies`` agencies (all of them le
 ``--contacts`` contacts each, the 2022 cycle opened (its update requests marked delivered, so
 they are not part of the run), real ``celery -A worker.app worker`` subprocesses on Redis
 (``REPORTCYCLE_TEST_REDIS_URL``, default redis://127.0.0.1:6379/0; own queue and key prefix)
-and an aiosmtpd server in this process (``tests/smtp_server.py``).
+and an aiosmtpd server in this process (``tests/smtp_server.py``). The default worker is the
+production one: one prefork worker of 2 processes (docker-compose.yml's
+``WORKER_CONCURRENCY``, default 2) with ``config/celery.py``'s settings (acks late, prefetch
+1); production's database is PostgreSQL (``--backend postgresql``).
 
 Timed: from enqueueing ``reportcycle.sweep`` (at 10:00 a week before the deadline, so every
 contact gets a deadline-reminder digest) until every notification it claimed is "sent" in the
-database. Each message is claimed, rendered (Jinja, its own link token), sent over its own
-SMTP connection, and recorded, as in production.
+database. Each message is claimed, rendered (Jinja, its own link token), sent (one recipient
+per SMTP transaction, over a connection each worker process keeps open for up to 100
+messages), and recorded, as in production. Also printed: the CPU time of the worker's
+processes per message (less sensitive than the rate to a shared machine).
 
 Baseline: the very messages the server received, sent again with ``smtplib`` from this
-process — over one connection, and over a connection per message (what delivery does, one
-recipient per connection).
+process — over one connection, and over a connection per message.
 
 Goal (issue 3): delivery at least half of plain smtplib's rate.
 """

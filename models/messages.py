@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from models import audit
+from models.contacts import agency_parents, reached_through
 from models.cycles import LINK_REISSUED, OPEN_MILESTONE, UPDATE_REQUEST, mark_request_sent
 from models.periods import MONTH_NAMES
 from models.tables import (
@@ -318,18 +319,18 @@ class _View:
         ).all()
         with_contacts = set(
             self.session.exec(
-                select(Contact.agency_id).where(
-                    col(Contact.agency_id).in_([agency.id for _r, agency, _c in rows]),
-                    col(Contact.active),
-                    col(Contact.is_coordinator).is_(False),
-                )
+                select(Contact.agency_id)
+                .where(col(Contact.active), col(Contact.is_coordinator).is_(False))
+                .distinct()
             ).all()
         )
+        # A business unit without contacts is reached through its parent's (INZ → MBIE).
+        parents = agency_parents(self.session)
         return [
             {
                 "acronym": agency.acronym,
                 "name": agency.full_name,
-                "contacts": agency.id in with_contacts,
+                "contacts": reached_through(agency.id or 0, parents, with_contacts) is not None,
                 "deadline": long_date(cycle.deadline),
                 "days_late": max((self.today - cycle.deadline).days, 0),
                 "state": _STATE_LABELS.get(request.state, request.state.value),

@@ -569,3 +569,24 @@ def test_a_business_unit_without_contacts_is_reached_through_its_parent(
     assert all(
         n.agency_id != inz.id for n in to(session, seven.notification_ids, "alice@mbie.govt.nz")
     )
+
+
+def test_the_coordinators_escalation_does_not_call_a_unit_reached_through_its_parent_unreachable(
+    session: Session,
+) -> None:
+    built = build_plan(session)
+    triage = built.milestones["triage"]
+    triage.lead_agency_id = built.agencies["INZ"].id
+    session.add(triage)
+    session.flush()
+    _open(session, built)
+    late = sweep(session, nz("2022-12-05"), settings())
+    (carol,) = [
+        n
+        for n in to(session, late.notification_ids, "carol@coordination.govt.nz")
+        if n.kind == "escalation"
+    ]
+    text = _render(session, carol, nz("2022-12-05")).text
+    assert "  - INZ (Immigration New Zealand): 3 days late" in text
+    assert "contact add INZ" not in text  # MBIE's contact reads for INZ
+    assert 'no contacts: add one with "reportcycle agency contact add DIA EMAIL"' in text

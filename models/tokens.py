@@ -11,7 +11,8 @@ import hashlib
 import secrets
 from datetime import datetime, timedelta
 
-from sqlmodel import Session, select
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
 
 from models.tables import AccessToken, Cycle, UpdateRequest
 
@@ -42,28 +43,26 @@ def issue_token(
     A retried send of the same notification revokes the link of its failed attempt;
     ``revoke_all`` (a coordinator's re-issue) makes every earlier link stop working."""
     assert request.id is not None
-    query = select(AccessToken).where(
-        AccessToken.update_request_id == request.id,
-        AccessToken.revoked_at.is_(None),  # type: ignore[union-attr]
-    )
-    if not revoke_all:
-        if notification_id is None:
-            query = query.where(False)
-        else:
-            query = query.where(AccessToken.notification_id == notification_id)
-    for live in session.exec(query):
-        live.revoked_at = now
-        session.add(live)
+    # Statements, not ORM objects loaded and flushed: a token is issued per message sent.
+    # (A retried send revokes its failed attempt's link; a first one finds none.) The UPDATE
+    # is ORM-enabled, so tokens already loaded in the session see their revocation.
+    if revoke_all or notification_id is not None:
+        live = sa.update(AccessToken).where(
+            col(AccessToken.update_request_id) == request.id,
+            col(AccessToken.revoked_at).is_(None),
+        )
+        if not revoke_all:
+            live = live.where(col(AccessToken.notification_id) == notification_id)
+        session.execute(live.values(revoked_at=now))
     token, digest = new_token()
-    session.add(
-        AccessToken(
+    session.connection().execute(
+        sa.insert(AccessToken.__table__).values(  # type: ignore[attr-defined]
             update_request_id=request.id,
             token_hash=digest,
             created_at=now,
             notification_id=notification_id,
         )
     )
-    session.flush()
     return token
 
 

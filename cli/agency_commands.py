@@ -7,9 +7,10 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 from sqlmodel import Session
 
-from cli.common import console, fail, ready_engine
+from cli.common import actor_name, console, fail, ready_engine
 from models.clock import system_clock
 
 agency_app = typer.Typer(help="Agencies and their contacts.", no_args_is_help=True)
@@ -53,6 +54,53 @@ def list_command() -> None:
             str(row.milestones_led),
         )
     console.print(table)
+
+
+@agency_app.command("add")
+def add_agency_command(
+    acronym: Annotated[str, typer.Argument(help="As reports write it, e.g. NZCS.")],
+    name: Annotated[str, typer.Argument(help="The full name, e.g. 'New Zealand Customs Service'.")],
+    parent: Annotated[
+        str | None,
+        typer.Option(
+            "--parent",
+            help="The agency it is part of (a business unit: INZ is part of MBIE). Its "
+            "messages go to the parent's contacts while it has none of its own.",
+        ),
+    ] = None,
+    alias: Annotated[
+        list[str] | None,
+        typer.Option("--alias", help="Another name it goes by (repeatable), e.g. Customs."),
+    ] = None,
+) -> None:
+    """Add an agency that the imported report does not name yet."""
+    from models.contacts import ContactError, add_agency
+
+    engine = ready_engine()
+    with Session(engine, expire_on_commit=False) as session:
+        try:
+            agency = add_agency(
+                session,
+                acronym,
+                name,
+                system_clock(),
+                actor_name(),
+                parent=parent,
+                aliases=alias or (),
+            )
+        except ContactError as exc:
+            session.rollback()
+            fail(str(exc))
+            raise AssertionError("unreachable") from exc
+        session.commit()
+        above = session.get(type(agency), agency.parent_id) if agency.parent_id else None
+    part = f", part of {above.acronym}" if above is not None else ""
+    console.print(
+        Text(
+            f"added {agency.acronym} ({agency.full_name}{part}); give it a contact with "
+            f"reportcycle agency contact add {agency.acronym} EMAIL"
+        )
+    )
 
 
 @contact_app.command("add")

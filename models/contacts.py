@@ -19,6 +19,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from models import audit
 from models.tables import Agency, AnnualReport, Contact, Milestone, ObjectiveReport
 from models.tables import ObjectiveReportAgency as ActiveAgency
 
@@ -114,6 +115,66 @@ def find_agency(session: Session, name: str) -> Agency:
             return agency
     known = ", ".join(a.acronym for a in agencies) or "none yet: import a report first"
     raise ContactError(f"no agency {name.strip()!r} (known: {known})")
+
+
+# The report format's acronym: letters, with "&" or "." inside (MBIE, MoJ, NZ.P).
+_ACRONYM = re.compile(r"[A-Za-z][A-Za-z&.]*")
+MAX_AGENCY_NAME = 200
+AGENCY_ADDED = "agency.added"
+
+
+def add_agency(
+    session: Session,
+    acronym: str,
+    full_name: str,
+    now: datetime,
+    actor: str,
+    *,
+    parent: str | None = None,
+    aliases: Sequence[str] = (),
+) -> Agency:
+    """A new agency (one that joins the plan after the report was imported, say Customs);
+    ContactError naming the field when the acronym, a name or the parent is wrong."""
+    acronym, full_name = acronym.strip(), " ".join(full_name.split())
+    if not _ACRONYM.fullmatch(acronym) or len(acronym) > 32:
+        raise ContactError(
+            f"acronym {acronym!r}: letters only (with & or . inside), at most 32, as reports "
+            "write them, e.g. NZCS"
+        )
+    if not full_name or len(full_name) > MAX_AGENCY_NAME:
+        raise ContactError(f"name: give the agency's full name, at most {MAX_AGENCY_NAME} letters")
+    names = [acronym, full_name, *(" ".join(a.split()) for a in aliases if a.strip())]
+    taken: dict[str, Agency] = {}
+    for agency in session.exec(select(Agency)).all():
+        for known in (agency.acronym, agency.full_name, *agency.aliases):
+            taken[known.casefold()] = agency
+    for name in names:
+        clash = taken.get(name.casefold())
+        if clash is not None:
+            raise ContactError(f"{name!r} already names {clash.acronym} ({clash.full_name})")
+    parent_row = find_agency(session, parent) if parent else None
+    agency = Agency(
+        acronym=acronym,
+        full_name=full_name,
+        aliases=list(dict.fromkeys(names[2:])),
+        parent_id=parent_row.id if parent_row is not None else None,
+    )
+    session.add(agency)
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        action=AGENCY_ADDED,
+        at=now,
+        agency_id=agency.id,
+        subject=f"agency:{agency.id}",
+        detail={
+            "acronym": acronym,
+            "name": full_name,
+            "parent": parent_row.acronym if parent_row else None,
+        },
+    )
+    return agency
 
 
 def add_contact(

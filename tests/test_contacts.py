@@ -4,6 +4,7 @@ and claiming notification rows."""
 from __future__ import annotations
 
 import logging
+import re
 from datetime import UTC, datetime
 
 import pytest
@@ -17,6 +18,7 @@ from models.contacts import (
     import_contacts,
     normalise_email,
 )
+from models.importer import import_report
 from models.notifications import (
     Claim,
     ClaimItem,
@@ -212,3 +214,39 @@ def test_a_digest_that_lost_some_reasons_is_claimed_again_with_the_rest(
     assert row is not None
     assert row.context["milestone_ids"] == [triage] and row.context["deadline_days"] == 7
     assert len(session.exec(select(Notification)).all()) == 2
+
+
+def test_an_agency_added_by_hand_is_found_by_its_names_and_audited_and_bad_ones_refused(
+    session: Session, report_2021_text: str
+) -> None:
+    from models.contacts import AGENCY_ADDED, add_agency
+    from models.tables import AuditEvent
+
+    import_report(session, report_2021_text, NOW)
+    unit = add_agency(
+        session,
+        "HSU",
+        "  Health and Safety   Unit ",
+        NOW,
+        "coordinator",
+        parent="mbie",
+        aliases=["H&S Unit", "H&S Unit"],
+    )
+    assert unit.full_name == "Health and Safety Unit" and unit.aliases == ["H&S Unit"]
+    assert unit.parent_id == find_agency(session, "MBIE").id
+    assert find_agency(session, "h&s unit").id == unit.id
+    (event,) = session.exec(select(AuditEvent).where(AuditEvent.action == AGENCY_ADDED)).all()
+    assert event.detail == {"acronym": "HSU", "name": "Health and Safety Unit", "parent": "MBIE"}
+
+    for acronym, name, kwargs, message in [
+        ("H5U", "Name", {}, "acronym 'H5U': letters only"),
+        ("HSU2", "Name", {}, "acronym 'HSU2'"),
+        ("NEW", "", {}, "name: give the agency's full name"),
+        ("hsu", "Another", {}, "'hsu' already names HSU (Health and Safety Unit)"),
+        ("NEW", "New Zealand Police", {}, "'New Zealand Police' already names NZP"),
+        ("NEW", "New one", {"aliases": ["Police"]}, "'Police' already names NZP"),
+        ("NEW", "New one", {"parent": "Nowhere"}, "no agency 'Nowhere'"),
+    ]:
+        with pytest.raises(ContactError, match=re.escape(message)):
+            add_agency(session, acronym, name, NOW, "c", **kwargs)
+    assert find_agency(session, "HSU").id == unit.id

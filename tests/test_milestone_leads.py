@@ -143,5 +143,13 @@ def test_the_milestone_commands(cli: CliRunner) -> None:  # noqa: F811
     changed = run(cli, "milestone", "lead", number, "ENZ", "--reason", "ENZ runs the triage")
     assert f"milestone {number}: ENZ leads it now (was INZ)" in changed
     assert " ENZ " in run(cli, "milestone", "list", "--search", "triage and reporting model")
+    added = run(cli, "agency", "add", "NZCS", "New Zealand Customs Service", "--alias", "Customs")
+    assert "added NZCS (New Zealand Customs Service)" in added
+    moved = run(cli, "milestone", "lead", number, "customs")
+    assert f"milestone {number}: NZCS leads it now (was ENZ)" in moved
+    assert "NZCS" in run(cli, "agency", "list")
+    unit = run(cli, "agency", "add", "HSU", "Health and Safety Unit", "--parent", "mbie")
+    assert "added HSU (Health and Safety Unit, part of MBIE)" in unit
+    assert "'Customs' already names NZCS" in run(cli, "agency", "add", "CUS", "Customs", code=1)
     assert "no milestone 999999" in run(cli, "milestone", "lead", "999999", "NZP", code=1)
     assert "no agency 'XYZ'" in run(cli, "milestone", "list", "--agency", "XYZ", code=1)

@@ -140,6 +140,7 @@ def add_command(
                 name=name,
                 notify_url=notify_url,
                 coordinator=coordinator,
+                actor=actor_name(),
             )
         except ContactError as exc:
             session.rollback()

@@ -121,6 +121,8 @@ def find_agency(session: Session, name: str) -> Agency:
 _ACRONYM = re.compile(r"[A-Za-z][A-Za-z&.]*")
 MAX_AGENCY_NAME = 200
 AGENCY_ADDED = "agency.added"
+CONTACT_ADDED = "contact.added"
+CONTACT_REMOVED = "contact.removed"
 
 
 def add_agency(
@@ -186,24 +188,69 @@ def add_contact(
     name: str | None = None,
     notify_url: str | None = None,
     coordinator: bool = False,
+    actor: str | None = None,
 ) -> Contact:
-    """Add a contact to ``agency``; ContactError when it is bad or already there."""
+    """Add a contact to ``agency`` (or bring back one removed earlier); ContactError when it
+    is bad or already there. With ``actor``, the change goes to the audit log."""
     address = normalise_email(email)
     url = check_notify_url(notify_url) if notify_url else None
     existing = _existing(session, agency, address)
-    if existing is not None:
+    if existing is not None and existing.active:
         raise ContactError(f"{existing.email} is already a contact of {agency.acronym}")
-    contact = Contact(
-        agency_id=_id(agency),
-        email=address,
-        name=(name or "").strip() or None,
-        notify_url=url,
-        is_coordinator=coordinator,
-        created_at=now,
-    )
+    if existing is not None:
+        contact = existing
+        contact.active = True
+        contact.name = (name or "").strip() or contact.name
+        contact.notify_url = url
+        contact.is_coordinator = coordinator
+    else:
+        contact = Contact(
+            agency_id=_id(agency),
+            email=address,
+            name=(name or "").strip() or None,
+            notify_url=url,
+            is_coordinator=coordinator,
+            created_at=now,
+        )
     session.add(contact)
     session.flush()
+    if actor is not None:
+        _audit_contact(session, contact, agency, CONTACT_ADDED, now, actor)
     return contact
+
+
+def deactivate_contact(session: Session, contact_id: int, now: datetime, actor: str) -> Contact:
+    """Stop sending to a contact (someone who left); kept, so its messages stay explained."""
+    contact = session.get(Contact, contact_id)
+    if contact is None or not contact.active:
+        raise ContactError(f"no current contact {contact_id}")
+    contact.active = False
+    session.add(contact)
+    session.flush()
+    agency = session.get(Agency, contact.agency_id)
+    assert agency is not None
+    _audit_contact(session, contact, agency, CONTACT_REMOVED, now, actor)
+    return contact
+
+
+def _audit_contact(
+    session: Session, contact: Contact, agency: Agency, action: str, now: datetime, actor: str
+) -> None:
+    # The address and role, never the notify URL (it may hold credentials).
+    audit.record(
+        session,
+        actor=actor,
+        action=action,
+        at=now,
+        agency_id=agency.id,
+        subject=f"contact:{contact.id}",
+        detail={
+            "email": contact.email,
+            "agency": agency.acronym,
+            "coordinator": contact.is_coordinator,
+            "notify_url": contact.notify_url is not None,
+        },
+    )
 
 
 def _existing(session: Session, agency: Agency, address: str) -> Contact | None:

@@ -240,3 +240,48 @@ def test_a_coordinator_reviews_asks_for_a_change_approves_and_publishes(
     closed = browser.new_context().new_page()
     response = closed.goto(found[0])
     assert response is not None and response.status == 404
+
+
+def test_a_coordinator_adds_a_contact_and_corrects_a_milestone_lead(
+    live: Live, browser: object
+) -> None:
+    """In Chromium: the agencies page (INZ has no contact, and MBIE only a coordinator, so
+    nobody reads for INZ), a contact added to INZ, then a milestone's lead corrected."""
+    from playwright.sync_api import Browser, expect
+
+    assert isinstance(browser, Browser)
+    ARTIFACTS.mkdir(exist_ok=True)
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.goto(f"{live.base_url}/dashboard/signin")
+    page.get_by_label("Email").fill(EMAIL)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("link", name="Agencies and their contacts").click()
+    expect(page.locator("#agency-INZ")).to_contain_text("no contacts")
+    expect(page.locator("#agency-NZP")).to_contain_text(AGENCY_EMAIL)
+
+    page.get_by_label("Agency", exact=True).select_option("INZ")
+    page.locator("#email").fill("Hemi@inz.govt.nz")
+    page.get_by_label("Name (optional)").fill("Hēmi")
+    page.get_by_role("button", name="Add the contact").click()
+    expect(page.get_by_role("status")).to_contain_text("Hemi@inz.govt.nz is now a contact of INZ")
+    expect(page.locator("#agency-INZ")).to_contain_text("Hēmi · Hemi@inz.govt.nz")
+    page.screenshot(path=str(ARTIFACTS / "dashboard-agencies.png"), full_page=True)
+
+    page.goto(f"{live.base_url}/dashboard")
+    page.get_by_role("link", name="Milestones and who leads them").click()
+    page.get_by_label("Lead agency").select_option("INZ")
+    page.get_by_label("Text contains").fill("triage")
+    page.get_by_role("button", name="Show").click()
+    expect(page.get_by_role("status")).to_contain_text("1 milestone.")
+    page.locator("table.data a").first.click()
+    expect(page.locator("dl.facts")).to_contain_text("Immigration New Zealand (INZ)")
+    page.get_by_label("Lead agency").select_option("ENZ")
+    page.get_by_label("Why (for the audit log; optional)").fill("ENZ runs the triage")
+    page.get_by_role("button", name="Change the lead").click()
+    expect(page.locator(".flash")).to_contain_text("ENZ leads it now (was INZ)")
+    expect(page.locator("dl.facts")).to_contain_text("Employment New Zealand (ENZ)")
+    expect(page.locator("main")).to_contain_text(f"lead INZ → ENZ, by {EMAIL}: ENZ runs the triage")
+    page.screenshot(path=str(ARTIFACTS / "dashboard-milestone.png"), full_page=True)
+    context.close()

@@ -28,12 +28,20 @@ def list_command(
     search: Annotated[
         str | None, typer.Option("--search", help="Only those whose text contains this.")
     ] = None,
+    status: Annotated[
+        str | None,
+        typer.Option(
+            "--status",
+            help="Only those in this status: planned, on_track, delayed, completed, dropped, "
+            "or slipped (its period ended and it is not completed).",
+        ),
+    ] = None,
     plan: PlanOption = None,
 ) -> None:
     """List the plan's milestones: number, objective, due period, lead, status and text."""
     from models.contacts import ContactError, find_agency
     from models.cycles import CycleError, find_plan
-    from models.milestone_leads import list_milestones
+    from models.milestone_leads import LeadError, list_milestones
 
     engine = ready_engine()
     with Session(engine) as session:
@@ -43,7 +51,11 @@ def list_command(
         except (CycleError, ContactError) as exc:
             fail(str(exc))
             raise AssertionError("unreachable") from exc
-        rows = list_milestones(session, found, agency=lead, search=search)
+        try:
+            rows = list_milestones(session, found, agency=lead, search=search, status=status)
+        except LeadError as exc:
+            fail(str(exc))
+            raise AssertionError("unreachable") from exc
     if not rows:
         console.print("no milestones match")
         return
@@ -54,12 +66,11 @@ def list_command(
         if row.objective != objective:
             objective = row.objective
             console.print(Text(objective, style="bold"))
-        status = row.status.value.replace("_", " ")
         # Text() so that brackets in a milestone are shown, not read as console markup.
         console.print(
             Text(
                 f"  {row.id:>6}  {row.due or 'undated':<18} {row.lead or '-':<6} "
-                f"{status:<9} {row.text}"
+                f"{row.label:<9} {row.text}"
             )
         )
     console.print(f"{len(rows)} milestone(s)")

@@ -10,13 +10,14 @@ new lead has no update request in it, adds one: the next sweep sends it with its
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from models import audit
 from models.contacts import find_agency
+from models.cycles import OPEN_MILESTONE
 from models.tables import (
     Agency,
     AuditEvent,
@@ -31,6 +32,8 @@ from models.tables import (
 )
 
 LEAD_CHANGED = "milestone.lead_changed"
+SLIPPED = "slipped"
+STATUS_CHOICES = (*(status.value for status in MilestoneStatus), SLIPPED)
 
 
 class LeadError(ValueError):
@@ -45,6 +48,14 @@ class MilestoneRow:
     lead: str | None
     status: MilestoneStatus
     text: str
+    slipped_on: date | None = None
+
+    @property
+    def label(self) -> str:
+        """The status as people say it: an open milestone whose period ended has slipped."""
+        if self.slipped_on is not None and self.status in OPEN_MILESTONE:
+            return SLIPPED
+        return self.status.value.replace("_", " ")
 
 
 def list_milestones(
@@ -53,9 +64,11 @@ def list_milestones(
     *,
     agency: Agency | None = None,
     search: str | None = None,
+    status: str | None = None,
 ) -> list[MilestoneRow]:
     """The plan's milestones in objective order, by due date (undated last); optionally only
-    those ``agency`` leads, or whose text contains ``search`` (case-insensitive)."""
+    those ``agency`` leads, whose text contains ``search`` (case-insensitive), or in
+    ``status`` (a MilestoneStatus value, or ``slipped``: its period ended, not completed)."""
     query = (
         sa.select(
             col(Milestone.id),
@@ -64,6 +77,7 @@ def list_milestones(
             col(Agency.acronym),
             col(Milestone.status),
             col(Milestone.text),
+            col(Milestone.slipped_on),
         )
         .join(Objective, col(Objective.id) == col(Milestone.objective_id))
         .outerjoin(Agency, col(Agency.id) == col(Milestone.lead_agency_id))
@@ -79,6 +93,16 @@ def list_milestones(
         query = query.where(col(Milestone.lead_agency_id) == agency.id)
     if search:
         query = query.where(sa.func.lower(col(Milestone.text)).contains(search.lower()))
+    if status == SLIPPED:
+        query = query.where(
+            col(Milestone.slipped_on).is_not(None), col(Milestone.status).in_(OPEN_MILESTONE)
+        )
+    elif status:
+        try:
+            wanted = MilestoneStatus(status)
+        except ValueError:
+            raise LeadError(f"status {status!r}: one of {', '.join(STATUS_CHOICES)}") from None
+        query = query.where(col(Milestone.status) == wanted)
     return [MilestoneRow(*row) for row in session.execute(query).all()]
 
 

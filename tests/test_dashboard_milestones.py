@@ -70,6 +70,12 @@ def test_a_coordinator_finds_a_milestone_and_corrects_its_lead(
         client.get("/dashboard/milestones", params={"q": "triage and reporting"}).text
     )
     assert "1 milestone." in searched and f'href="/dashboard/milestones/{triage.id}"' in searched
+    planned = client.get("/dashboard/milestones", params={"status": "planned", "q": "triage"})
+    assert 'value="planned" selected' in planned.text and TRIAGE in planned.text
+    done = client.get("/dashboard/milestones", params={"status": "completed"})
+    assert "0 milestones." in done.text
+    bogus = client.get("/dashboard/milestones", params={"status": "late"})
+    assert "status &#39;late&#39;: one of" in bogus.text
     unknown = client.get("/dashboard/milestones", params={"agency": "XYZ"})
     assert unknown.status_code == 200 and "no agency &#39;XYZ&#39;" in unknown.text
 

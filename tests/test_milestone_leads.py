@@ -152,4 +152,27 @@ def test_the_milestone_commands(cli: CliRunner) -> None:  # noqa: F811
     assert "added HSU (Health and Safety Unit, part of MBIE)" in unit
     assert "'Customs' already names NZCS" in run(cli, "agency", "add", "CUS", "Customs", code=1)
     assert "no milestone 999999" in run(cli, "milestone", "lead", "999999", "NZP", code=1)
+    planned = run(cli, "milestone", "list", "--status", "planned")
+    assert " planned " in planned and " completed " not in planned
+    assert "no milestones match" in run(cli, "milestone", "list", "--status", "completed")
+    assert "status 'late': one of" in run(cli, "milestone", "list", "--status", "late", code=1)
     assert "no agency 'XYZ'" in run(cli, "milestone", "list", "--agency", "XYZ", code=1)
+
+
+def test_listing_by_status_finds_what_slipped(session: Session, report_2021_text: str) -> None:
+    import_report(session, report_2021_text, NOW)
+    plan = find_plan(session)
+    add_contact(session, find_agency(session, "MBIE"), "alice@mbie.govt.nz", NOW)
+    open_cycle(session, plan, 2022, date(2022, 6, 30), nz("2022-02-01"), "test")
+    assert list_milestones(session, plan, status="slipped") == []
+    swept = sweep(session, nz("2022-03-01"), settings())
+    slipped = list_milestones(session, plan, status="slipped")
+    assert sorted(row.id for row in slipped) == sorted(swept.slipped_milestone_ids)
+    assert slipped and {row.label for row in slipped} == {"slipped"}
+    assert {row.due for row in slipped} == {"December 2021"}
+    planned = list_milestones(session, plan, status="planned")
+    assert planned and all(row.status.value == "planned" for row in planned)
+    assert {row.id for row in slipped} <= {row.id for row in planned}
+    assert list_milestones(session, plan, status="completed") == []
+    with pytest.raises(LeadError, match="status 'late': one of planned, on_track"):
+        list_milestones(session, plan, status="late")

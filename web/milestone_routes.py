@@ -12,7 +12,13 @@ from starlette.responses import Response
 
 from models.contacts import ContactError, find_agency
 from models.cycles import CycleError, find_plan
-from models.milestone_leads import LeadError, change_lead, list_milestones, milestone_history
+from models.milestone_leads import (
+    STATUS_CHOICES,
+    LeadError,
+    change_lead,
+    list_milestones,
+    milestone_history,
+)
 from models.tables import Account, Agency, Milestone, Objective
 from web.dashboard_routes import _guarded, _redirect, page
 from web.deps import AppState
@@ -34,6 +40,7 @@ def milestones_page(
     request: Request,
     agency: Annotated[str, Query(max_length=100)] = "",
     q: Annotated[str, Query(max_length=200)] = "",
+    status: Annotated[str, Query(max_length=20)] = "",
     plan: Annotated[str | None, Query(max_length=100)] = None,
 ) -> Response:
     def work(app: AppState, db: Session, account: Account) -> Response:
@@ -48,7 +55,13 @@ def milestones_page(
                 lead = find_agency(db, agency)
             except ContactError as exc:
                 error = str(exc)
-        rows = [] if error else list_milestones(db, found, agency=lead, search=q or None)
+        if status and status not in STATUS_CHOICES:
+            error = f"status {status!r}: one of {', '.join(STATUS_CHOICES)}"
+        rows = (
+            []
+            if error
+            else list_milestones(db, found, agency=lead, search=q or None, status=status or None)
+        )
         return page(
             request,
             "milestones.html",
@@ -58,6 +71,8 @@ def milestones_page(
             agencies=_agencies(db),
             agency=lead.acronym if lead else agency,
             q=q,
+            status_filter=status,
+            statuses=STATUS_CHOICES,
             error=error,
             coordinator=account.email,
         )

@@ -9,6 +9,11 @@ from zoneinfo import ZoneInfo
 Clock = Callable[[], datetime]
 
 
+def as_aware(value: datetime) -> datetime:
+    """A datetime read from the database as an aware one: SQLite gives back naive UTC."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
 def system_clock() -> datetime:
     return datetime.now(UTC)
 

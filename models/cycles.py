@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from models import audit
+from models.clock import as_aware
 from models.contacts import (
     ContactError,
     agency_parents,
@@ -199,10 +200,7 @@ def open_cycle(
 
 
 def _already_open(plan: Plan, cycle: Cycle, zone: ZoneInfo) -> CycleError:
-    opened_at = cycle.opened_at
-    if opened_at.tzinfo is None:  # SQLite gives back naive UTC
-        opened_at = opened_at.replace(tzinfo=UTC)
-    when = opened_at.astimezone(zone).date().isoformat()
+    when = as_aware(cycle.opened_at).astimezone(zone).date().isoformat()
     who = f" by {cycle.opened_by}" if cycle.opened_by else ""
     state = "" if cycle.state == CycleState.OPEN else f" and is now {cycle.state.value}"
     return CycleError(

@@ -10,12 +10,13 @@ new lead has no update request in it, adds one: the next sweep sends it with its
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from models import audit
+from models.clock import as_aware
 from models.contacts import find_agency
 from models.cycles import OPEN_MILESTONE
 from models.tables import (
@@ -189,7 +190,7 @@ def milestone_history(session: Session, milestone_id: int) -> list[HistoryLine]:
     """Every change of the milestone's due period and of its lead, oldest first."""
     lines = [
         HistoryLine(
-            at=_aware(revision.changed_at),
+            at=as_aware(revision.changed_at),
             by=revision.changed_by,
             what=f"due {revision.previous_due_text or 'undated'} → "
             f"{revision.new_due_text or 'undated'} (reported in {revision.year})",
@@ -208,15 +209,10 @@ def milestone_history(session: Session, milestone_id: int) -> list[HistoryLine]:
         detail = event.detail or {}
         lines.append(
             HistoryLine(
-                at=_aware(event.at),
+                at=as_aware(event.at),
                 by=event.actor,
                 what=f"lead {detail.get('from') or 'nobody'} → {detail.get('to')}",
                 reason=detail.get("reason"),
             )
         )
     return sorted(lines, key=lambda line: line.at)
-
-
-def _aware(value: datetime) -> datetime:
-    # SQLite gives back naive UTC.
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)

@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -38,6 +38,7 @@ from models.answers import (
     NewMilestoneAnswer,
 )
 from models.audit import record
+from models.clock import as_aware
 from models.periods import Period, parse_period
 from models.tables import (
     AccessToken,
@@ -325,16 +326,11 @@ def load_linked_view(
         return None
     if row.revoked_at is not None:
         return None
-    if row.expires_at is not None and now >= _aware(row.expires_at):
+    if row.expires_at is not None and now >= as_aware(row.expires_at):
         return None
-    if row.closed_at is not None and now >= _aware(row.closed_at) + grace:
+    if row.closed_at is not None and now >= as_aware(row.closed_at) + grace:
         return None
     return _view_of(session, request_id, row)
-
-
-def _aware(moment: datetime) -> datetime:
-    # SQLite hands back naive datetimes for what was stored as UTC.
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _view_of(session: Session, request_id: int, row: sa.Row[Any]) -> RequestView:

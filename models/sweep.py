@@ -36,12 +36,13 @@ import json
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlmodel import Session, col
 
+from models.clock import as_aware
 from models.contacts import (
     Recipient,
     active_contacts,
@@ -311,16 +312,11 @@ def _open_requests(session: Session) -> list[_Request]:
             cycle_id=row[3],
             plan_id=row[4],
             deadline=row[5],
-            opened_at=_aware(row[6]),
+            opened_at=as_aware(row[6]),
             year=row[7],
         )
         for row in rows
     ]
-
-
-def _aware(value: datetime) -> datetime:
-    # SQLite hands back naive datetimes; every datetime we store is UTC.
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 Offer = Callable[[_Digest, ClaimItem, Callable[[_Digest], None]], None]

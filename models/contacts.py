@@ -516,6 +516,17 @@ def agency_parents(session: Session) -> dict[int, int | None]:
     }
 
 
+def agencies_with_contacts(session: Session) -> set[int]:
+    """Agencies with at least one active contact that is not a coordinator (one query)."""
+    return set(
+        session.exec(
+            select(Contact.agency_id)
+            .where(col(Contact.active), col(Contact.is_coordinator).is_(False))
+            .distinct()
+        ).all()
+    )
+
+
 def reached_through(
     agency_id: int, parents: Mapping[int, int | None], reachable: Container[int]
 ) -> int | None:

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from models import audit
-from models.contacts import agency_parents, reached_through
+from models.contacts import agencies_with_contacts, agency_parents, reached_through
 from models.cycles import LINK_REISSUED, OPEN_MILESTONE, UPDATE_REQUEST, mark_request_sent
 from models.periods import MONTH_NAMES
 from models.tables import (
@@ -317,13 +317,7 @@ class _View:
             .where(col(UpdateRequest.id).in_(ids))
             .order_by(col(Agency.acronym))
         ).all()
-        with_contacts = set(
-            self.session.exec(
-                select(Contact.agency_id)
-                .where(col(Contact.active), col(Contact.is_coordinator).is_(False))
-                .distinct()
-            ).all()
-        )
+        with_contacts = agencies_with_contacts(self.session)
         # A business unit without contacts is reached through its parent's (INZ → MBIE).
         parents = agency_parents(self.session)
         return [

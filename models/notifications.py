@@ -32,11 +32,13 @@ from models.contacts import (
     CHANNEL_EMAIL,
     CHANNEL_NOTIFY_URL,
     Recipient,
+    agencies_with_contacts,
+    agency_parents,
     channels,
+    reached_through,
     recipient_label,
 )
 from models.tables import (
-    Agency,
     AuditEvent,
     Contact,
     DeliveryState,
@@ -97,24 +99,24 @@ def recipients(session: Session, agency_id: int) -> list[Recipient]:
     """An agency's active contacts that are not coordinators, each email and notify URL; for
     a business unit with none of its own (INZ), those of its nearest ancestor with some
     (MBIE), as the sweep does (``route_through_parents``)."""
-    seen: set[int] = set()
-    current: int | None = agency_id
-    while current is not None and current not in seen:
-        seen.add(current)
-        contacts = session.exec(
-            select(Contact)
-            .where(
-                col(Contact.agency_id) == current,
-                col(Contact.active),
-                col(Contact.is_coordinator).is_(False),
-            )
-            .order_by(col(Contact.id))
-        ).all()
-        if contacts:
-            return [recipient for contact in contacts for recipient in channels(contact)]
-        agency = session.get(Agency, current)
-        current = agency.parent_id if agency is not None else None
-    return []
+    found = _agency_recipients(session, agency_id)
+    if found:
+        return found
+    reader = reached_through(agency_id, agency_parents(session), agencies_with_contacts(session))
+    return _agency_recipients(session, reader) if reader is not None else []
+
+
+def _agency_recipients(session: Session, agency_id: int) -> list[Recipient]:
+    contacts = session.exec(
+        select(Contact)
+        .where(
+            col(Contact.agency_id) == agency_id,
+            col(Contact.active),
+            col(Contact.is_coordinator).is_(False),
+        )
+        .order_by(col(Contact.id))
+    ).all()
+    return [recipient for contact in contacts for recipient in channels(contact)]
 
 
 def coordinator_recipients(session: Session) -> list[Recipient]:

@@ -15,6 +15,7 @@ from models.cycles import CycleError, find_plan
 from models.milestone_leads import (
     STATUS_CHOICES,
     LeadError,
+    MilestoneRow,
     change_lead,
     list_milestones,
     milestone_history,
@@ -55,13 +56,14 @@ def milestones_page(
                 lead = find_agency(db, agency)
             except ContactError as exc:
                 error = str(exc)
-        if status and status not in STATUS_CHOICES:
-            error = f"status {status!r}: one of {', '.join(STATUS_CHOICES)}"
-        rows = (
-            []
-            if error
-            else list_milestones(db, found, agency=lead, search=q or None, status=status or None)
-        )
+        rows: list[MilestoneRow] = []
+        if error is None:
+            try:
+                rows = list_milestones(
+                    db, found, agency=lead, search=q or None, status=status or None
+                )
+            except LeadError as exc:
+                error = str(exc)
         return page(
             request,
             "milestones.html",
@@ -149,8 +151,6 @@ def change_lead_route(
                 db.rollback()
                 problem = str(exc)
         if problem is not None:
-            if db.get(Milestone, milestone_id) is None:
-                raise LookupError(f"no milestone {milestone_id}")
             return _milestone_page(
                 request, db, account, milestone_id, error=problem, chosen=agency, reason=reason
             )

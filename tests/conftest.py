@@ -17,7 +17,7 @@ from models.db import make_engine, upgrade
 from tests.services import scratch_postgres_database
 
 # The SMTP server fixture (tests/conftest_smtp.py) and Celery's celery_app/celery_worker.
-pytest_plugins = ["tests.conftest_smtp", "celery.contrib.pytest"]
+pytest_plugins = ["tests.conftest_smtp", "tests.browser", "celery.contrib.pytest"]
 
 BACKENDS = ["sqlite", "postgresql"]
 REPORT_2021 = (

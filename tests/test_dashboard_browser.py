@@ -26,24 +26,15 @@ from models.delivery import deliver_now
 from models.importer import import_report
 from models.messages import render_message
 from models.tables import Agency, Plan, RequestState, UpdateRequest
+from tests.browser import ARTIFACTS
 from tests.review_helpers import complete_answer, objective_ids, submit
-from tests.services import free_port, unavailable
+from tests.services import free_port
 from tests.smtp_server import SmtpServer
 from web.app import create_app
 from worker.notify import AppriseTransport
 
 pytestmark = [pytest.mark.browser, pytest.mark.smtp]
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
-ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
 EMAIL = "ana@mbie.govt.nz"
 PASSWORD = "correct horse battery staple"
 AGENCY_EMAIL = "sam@police.govt.nz"
@@ -121,22 +112,6 @@ def live(
         server.should_exit = True
         thread.join(timeout=10)
         engine.dispose()
-
-
-@pytest.fixture
-def browser() -> Iterator[object]:
-    if not CHROMIUM.exists():
-        unavailable(f"Chromium at {CHROMIUM}", "not installed")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
-        try:
-            yield launched
-        finally:
-            launched.close()
 
 
 def deliver(live: Live, ids: list[int]) -> None:

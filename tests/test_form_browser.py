@@ -30,7 +30,8 @@ from models.tables import (
     SubmissionRevision,
     UpdateRequest,
 )
-from tests.services import free_port, unavailable
+from tests.browser import ARTIFACTS
+from tests.services import free_port
 from tests.smtp_server import SmtpServer
 from tests.web_helpers import NOW, Scenario, build_plan, scenario_of
 from web.app import create_app
@@ -38,17 +39,6 @@ from web.deps import WebOptions
 from worker.notify import AppriseTransport
 
 pytestmark = [pytest.mark.browser, pytest.mark.smtp]
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
-ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
 
 
 @dataclass
@@ -130,22 +120,6 @@ def live_server(
 
 def the_link(server: LiveServer) -> str:
     return server.link
-
-
-@pytest.fixture
-def browser() -> Iterator[object]:
-    if not CHROMIUM.exists():
-        unavailable(f"Chromium at {CHROMIUM}", "not installed")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
-        try:
-            yield launched
-        finally:
-            launched.close()
 
 
 def test_an_agency_answers_through_its_link_in_chromium(

@@ -71,8 +71,9 @@ def import_command(
         bool, typer.Option("--json", help="Print one JSON object of counts instead.")
     ] = False,
 ) -> None:
-    """Read a published annual report into the database (idempotent: importing the same
-    document again changes nothing)."""
+    """Read a published annual report into the database.
+
+    Idempotent: importing the same document again changes nothing."""
     from models.importer import import_report
 
     text = read_report_file(path)

@@ -1130,11 +1130,70 @@ def compile_cycle_result(
             "new_version": created,
             "objective_reports_written": written,
             "stale_edits": stale,
+            ANSWERS_MARK: answers_mark(session, cycle),
             **({"triggers": list(triggers)} if triggers else {}),
         },
     )
     session.flush()
     return Compiled(version, created, written, stale)
+
+
+# --- answers submitted since the last compile ------------------------------------------------
+
+# The compile's audit event records which submitted answers it read (a digest of each
+# request's latest submitted revision number), so approving can tell whether an agency
+# submitted again since: its new answer is not in any version yet.
+ANSWERS_MARK = "answers"
+
+
+def answers_mark(session: Session, cycle: Cycle) -> str:
+    """A digest of each request's latest submitted revision in the cycle (one query)."""
+    rows = session.execute(
+        sa.select(
+            col(SubmissionRevision.update_request_id), sa.func.max(col(SubmissionRevision.number))
+        )
+        .join(UpdateRequest, col(UpdateRequest.id) == col(SubmissionRevision.update_request_id))
+        .where(
+            col(UpdateRequest.cycle_id) == cycle.id,
+            col(SubmissionRevision.kind) == RevisionKind.SUBMITTED,
+        )
+        .group_by(col(SubmissionRevision.update_request_id))
+    ).all()
+    marks = ",".join(f"{request_id}:{number}" for request_id, number in sorted(rows))
+    return hashlib.sha256(marks.encode("ascii")).hexdigest()[:16]
+
+
+def submitted_since_compile(session: Session, cycle: Cycle) -> list[str] | None:
+    """None when the latest compile read every answer submitted so far (or nothing was
+    compiled yet); else the acronyms of the agencies that submitted since, by name (empty
+    when they cannot be told apart: the answers changed all the same)."""
+    last = session.exec(
+        select(AuditEvent)
+        .where(AuditEvent.cycle_id == cycle.id, AuditEvent.action == COMPILED)
+        .order_by(col(AuditEvent.id).desc())
+        .limit(1)
+    ).first()
+    if last is None or last.id is None:
+        return None
+    recorded = last.detail.get(ANSWERS_MARK)
+    if recorded is not None and recorded == answers_mark(session, cycle):
+        return None
+    later = sorted(
+        set(
+            session.exec(
+                select(Agency.acronym)
+                .join(AuditEvent, col(AuditEvent.agency_id) == col(Agency.id))
+                .where(
+                    AuditEvent.cycle_id == cycle.id,
+                    AuditEvent.action == "request.submitted",
+                    col(AuditEvent.id) > last.id,
+                )
+            ).all()
+        )
+    )
+    if recorded is None and not later:
+        return None  # compiled before the digest was recorded, and nothing submitted since
+    return later
 
 
 def _keep_stamps(draft: ObjectiveDraft, stored: ObjectiveDraft | None) -> None:

@@ -150,6 +150,11 @@ def verify_version(version: ReportVersion) -> ReportDocument:
 # --- requests for changes ----------------------------------------------------------------------
 
 
+# Changes can be asked of a submitted answer (again, while the agency has not answered the
+# first request).
+CHANGEABLE_STATES = (RequestState.SUBMITTED, RequestState.CHANGES_REQUESTED)
+
+
 def request_changes(
     session: Session, request: UpdateRequest, comment: str, now: datetime, actor: str
 ) -> list[int]:
@@ -167,6 +172,17 @@ def request_changes(
     if cycle.state is not CycleState.OPEN:
         raise ReviewError(
             f"the {cycle.year} cycle is {cycle.state.value}: answers can no longer change"
+        )
+    session.refresh(request)
+    if request.state not in CHANGEABLE_STATES:
+        # The message thanks the agency for its update and says its answer is open again:
+        # untrue of an answer never submitted, whose link works as it is.
+        agency = session.get(Agency, request.agency_id)
+        name = agency.acronym if agency is not None else f"agency {request.agency_id}"
+        raise ReviewError(
+            f"{name} has not submitted its answer yet (it is "
+            f"{request.state.value.replace('_', ' ')}), so there is nothing to send back: its "
+            "link still works, and reminders go out until the deadline"
         )
     request.state = RequestState.CHANGES_REQUESTED
     request.change_comment = comment
@@ -295,6 +311,15 @@ def approve(
         )
     if version.state is not VersionState.DRAFT:
         raise ReviewError(f"version {version.number} is already {version.state.value}")
+    since = drafts.submitted_since_compile(session, cycle)
+    if since is not None:
+        # Approving makes every submitted answer final: one not in the report would be lost.
+        who = " and ".join(since) if since else "an agency"
+        raise ReviewError(
+            f"{who} submitted an answer after the draft was last compiled, so version "
+            f"{version.number} does not hold it: compile the draft again and approve the new "
+            "version"
+        )
     verify_version(version)
     signoffs = section_signoffs(session, cycle)
     acronyms = agencies_by_id(session, signoffs)

@@ -511,3 +511,30 @@ def test_a_section_cannot_be_signed_off_without_signing_in(
     assert response.status_code == 303
     assert response.headers["location"] == "/dashboard/signin"
     assert not session.exec(select(AuditEvent).where(AuditEvent.action == SIGNED_OFF)).all()
+
+
+def test_the_overview_says_when_an_answer_came_after_the_last_compile(
+    session: Session, c: Cycle2022, make_client: ClientFactory
+) -> None:
+    client, csrf = signed_in(make_client)
+    client.post(f"/dashboard/cycles/{c.cycle.id}/compile", data={"csrf": csrf})
+    html = client.get(f"/dashboard/cycles/{c.cycle.id}").text
+    assert "Approve version 1" in html and 'id="stale"' not in html
+    # Changes can be asked of MBIE (submitted), not of agencies that have not answered.
+    assert f"/requests/{c.requests['MBIE'].id}/changes" in html
+    assert f"/requests/{c.requests['NZP'].id}/changes" not in html
+
+    submit(session, c.requests["NZP"], complete_answer(session, c.requests["NZP"]))
+    session.commit()
+    html = client.get(f"/dashboard/cycles/{c.cycle.id}").text
+    assert "NZP submitted after the draft was last compiled" in html
+    assert "Approve version 1" not in html
+    refused = client.post(
+        f"/dashboard/cycles/{c.cycle.id}/approve", data={"csrf": csrf, "version": "1"}
+    )
+    assert refused.status_code == 409 and "compile the draft again" in refused.text
+    assert versions(session) == [(1, VersionState.DRAFT)]
+
+    client.post(f"/dashboard/cycles/{c.cycle.id}/compile", data={"csrf": csrf})
+    html = client.get(f"/dashboard/cycles/{c.cycle.id}").text
+    assert "Approve version 2" in html and 'id="stale"' not in html

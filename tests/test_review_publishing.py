@@ -91,6 +91,7 @@ def test_request_changes_reopens_the_answer_with_the_comment_and_tells_each_cont
 
 
 def test_a_comment_is_required_and_escaped_in_the_html_mail(session: Session, c: Cycle2022) -> None:
+    answer_mbie(session, c)
     with pytest.raises(publishing.ReviewError, match="comment is empty"):
         publishing.request_changes(session, c.requests["MBIE"], "  ", LATER, COORDINATOR)
     ids = publishing.request_changes(
@@ -101,6 +102,48 @@ def test_a_comment_is_required_and_escaped_in_the_html_mail(session: Session, c:
     message = render_message(session, row, LATER, base_url=BASE, timezone="Pacific/Auckland")
     assert "<script>" not in message.html
     assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; more" in message.html
+
+
+def test_changes_can_only_be_asked_of_a_submitted_answer(session: Session, c: Cycle2022) -> None:
+    nzp = c.requests["NZP"]
+    with pytest.raises(publishing.ReviewError, match="NZP has not submitted its answer yet"):
+        publishing.request_changes(session, nzp, "Add the numbers.", LATER, COORDINATOR)
+    session.refresh(nzp)
+    assert nzp.state is not RequestState.CHANGES_REQUESTED and nzp.change_comment is None
+    assert not session.exec(
+        select(Notification).where(Notification.kind == "changes_requested")
+    ).all()
+
+    answer_mbie(session, c)
+    mbie = c.requests["MBIE"]
+    assert publishing.request_changes(session, mbie, "Add the link.", LATER, COORDINATOR)
+    # Asked again before the agency answered: the new comment replaces the first.
+    assert publishing.request_changes(session, mbie, "And the date.", LATER, COORDINATOR)
+    session.refresh(mbie)
+    assert mbie.change_comment == "And the date."
+
+
+def test_a_version_compiled_before_an_agency_submitted_again_cannot_be_approved(
+    session: Session, c: Cycle2022
+) -> None:
+    answer_mbie(session, c)
+    stale = drafts.compile_cycle(session, c.cycle, LATER, COORDINATOR)
+    assert drafts.submitted_since_compile(session, c.cycle) is None
+    # NZP answers after the compile: approving version 1 would make its answer final
+    # without it being in the report.
+    submit(session, c.requests["NZP"], complete_answer(session, c.requests["NZP"]))
+    assert drafts.submitted_since_compile(session, c.cycle) == ["NZP"]
+
+    with pytest.raises(publishing.ReviewError, match="NZP submitted an answer after the draft"):
+        publishing.approve(session, c.cycle, stale, LATER, COORDINATOR)
+    session.refresh(stale)
+    assert stale.state is VersionState.DRAFT
+    session.refresh(c.requests["NZP"])
+    assert c.requests["NZP"].state is RequestState.SUBMITTED
+
+    fresh = drafts.compile_cycle(session, c.cycle, LATER, COORDINATOR)
+    assert drafts.submitted_since_compile(session, c.cycle) is None
+    assert publishing.approve(session, c.cycle, fresh, LATER, COORDINATOR).number == 2
 
 
 def test_approve_records_who_and_when_and_makes_the_answers_final(

@@ -300,6 +300,7 @@ def overview_page(request: Request, cycle_id: int) -> Response:
             notes=notes,
             signoffs=signoffs,
             chart=status_chart(view.objectives),
+            stale=drafts.submitted_since_compile(db, cycle) if view.latest else None,
             status_keys=STATUS_KEYS,
             status_labels=STATUS_LABELS,
             coordinator=account.email,

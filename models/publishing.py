@@ -1,10 +1,11 @@
 """Review decisions on a cycle: asking an agency for changes, approving a version, publishing
 it, the audit export, and compiling cycles when they are due.
 
-- A version is never edited. Once published it is frozen: a flush that changes anything of a
-  published version, or deletes it, raises ``VersionFrozen``; the one change allowed is its
-  state becoming ``superseded`` when a newer version of the same report is published. Its
-  stored checksum is checked against its content before publishing and on ``verify_version``.
+- A version is never edited: a flush that changes a stored version's content, checksum or
+  author, deletes it, or moves its state other than along the review (draft → approved →
+  published, approved or published → superseded, each step setting its own who and when)
+  raises ``VersionFrozen``. Its stored checksum is checked against its content before
+  publishing and on ``verify_version``.
 - Publishing closes the cycle (``closed_at = now``, state published) and revokes every live
   link of the cycle at once. The form's grace period (``resolve_token``) is for a cycle that
   closed without publishing; after publication the answers are final and the report is public
@@ -74,66 +75,66 @@ class VersionFrozen(ReviewError):
     """An attempt to change a published report version."""
 
 
-# --- published versions are immutable ------------------------------------------------------
+# --- versions are immutable ----------------------------------------------------------------
 
-_FROZEN_FIELDS = (
-    "annual_report_id",
-    "number",
-    "content",
-    "checksum",
-    "created_at",
-    "created_by",
-    "approved_at",
-    "approved_by",
-    "published_at",
-    "published_by",
-)
+# What a version is: never changed once stored (a change to the report is a new version).
+_FROZEN_FIELDS = ("annual_report_id", "number", "content", "checksum", "created_at", "created_by")
+# The review's steps: each state change a version may go through, and what it may set.
+_TRANSITIONS: dict[tuple[VersionState, VersionState], frozenset[str]] = {
+    (VersionState.DRAFT, VersionState.APPROVED): frozenset({"approved_at", "approved_by"}),
+    (VersionState.APPROVED, VersionState.PUBLISHED): frozenset({"published_at", "published_by"}),
+    (VersionState.APPROVED, VersionState.SUPERSEDED): frozenset(),
+    (VersionState.PUBLISHED, VersionState.SUPERSEDED): frozenset(),
+}
+_STAMPS = ("approved_at", "approved_by", "published_at", "published_by")
 
 
-def _stored(session: OrmSession, version: ReportVersion) -> tuple[VersionState, bool] | None:
-    """The version's state and whether it was published, as the database holds them (an
-    attribute set on an expired object has no history to tell)."""
+def _stored(session: OrmSession, version: ReportVersion) -> VersionState | None:
+    """The version's state as the database holds it (an attribute set on an expired object
+    has no history to tell), or None when it is not stored yet."""
     if version.id is None:
         return None
     row = (
         session.connection()
-        .execute(
-            sa.select(col(ReportVersion.state), col(ReportVersion.published_at)).where(
-                col(ReportVersion.id) == version.id
-            )
-        )
+        .execute(sa.select(col(ReportVersion.state)).where(col(ReportVersion.id) == version.id))
         .first()
     )
-    if row is None:
-        return None
-    return VersionState(row[0]), row[1] is not None
+    return None if row is None else VersionState(row[0])
+
+
+def _frozen(version: ReportVersion, what: str) -> VersionFrozen:
+    if version.state is VersionState.PUBLISHED or what == "deleted":
+        hint = "publish a new version to supersede it"
+    else:
+        hint = "a change to the report is a new version"
+    return VersionFrozen(f"report version {version.number} is stored and cannot be {what}; {hint}")
 
 
 @event.listens_for(OrmSession, "before_flush")
-def _refuse_changes_to_published(session: OrmSession, _context: Any, _instances: Any) -> None:
+def _refuse_changes_to_versions(session: OrmSession, _context: Any, _instances: Any) -> None:
+    """Every stored version is frozen: its content and who made it never change, it is never
+    deleted, and its state only moves along the review (draft → approved → published →
+    superseded), each step setting its own who and when once."""
     for obj in session.deleted:
-        if not isinstance(obj, ReportVersion):
-            continue
-        stored = _stored(session, obj)
-        if stored is not None and stored[1]:
-            raise VersionFrozen(
-                f"report version {obj.number} is published and cannot be deleted; "
-                "publish a new version to supersede it"
-            )
+        if isinstance(obj, ReportVersion) and _stored(session, obj) is not None:
+            raise _frozen(obj, "deleted")
     for obj in session.dirty:
         if not isinstance(obj, ReportVersion) or not session.is_modified(obj):
             continue
-        stored = _stored(session, obj)
-        if stored is None or not stored[1]:
+        before = _stored(session, obj)
+        if before is None:
             continue
-        before, _published = stored
-        changed = [name for name in _FROZEN_FIELDS if sa.inspect(obj).attrs[name].history.added]
-        allowed = before is VersionState.PUBLISHED and obj.state is VersionState.SUPERSEDED
-        if changed or (obj.state is not before and not allowed):
-            raise VersionFrozen(
-                f"report version {obj.number} is published and cannot be changed; "
-                "publish a new version to supersede it"
-            )
+        attrs = sa.inspect(obj).attrs
+        changed = {name for name in (*_FROZEN_FIELDS, *_STAMPS) if attrs[name].history.added}
+        if changed & set(_FROZEN_FIELDS):
+            raise _frozen(obj, "changed")
+        if obj.state is before:
+            if changed:
+                raise _frozen(obj, "changed")
+            continue
+        allowed = _TRANSITIONS.get((before, obj.state))
+        if allowed is None or not changed <= allowed:
+            raise _frozen(obj, "changed")
 
 
 def verify_version(version: ReportVersion) -> ReportDocument:

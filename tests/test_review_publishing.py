@@ -463,3 +463,36 @@ def test_a_request_for_changes_and_the_resubmission_void_the_sign_off(
     assert publishing.section_signoffs(session, c.cycle) == {nzp.agency_id: kept}
     answer_mbie(session, c, "Guidance published, with the link and the date.")
     assert publishing.section_signoffs(session, c.cycle) == {nzp.agency_id: kept}
+
+
+def test_a_draft_version_is_never_changed_or_deleted_either(session: Session, c: Cycle2022) -> None:
+    answer_mbie(session, c)
+    version = drafts.compile_cycle(session, c.cycle, LATER, COORDINATOR)
+    session.commit()
+    content = drafts.version_document(version).model_dump(mode="json")
+
+    for field, value in (
+        ("content", {**content, "title": "Something else"}),
+        ("checksum", "0" * 64),
+        ("created_by", "mallory@example.org"),
+        ("number", 7),
+        ("approved_by", "mallory@example.org"),
+        ("published_at", LATER),
+        ("state", VersionState.PUBLISHED),
+    ):
+        setattr(version, field, value)
+        session.add(version)
+        with pytest.raises(publishing.VersionFrozen, match="cannot be changed"):
+            session.flush()
+        session.rollback()
+
+    session.delete(version)
+    with pytest.raises(publishing.VersionFrozen, match="cannot be deleted"):
+        session.flush()
+    session.rollback()
+
+    # The review's own steps still go through.
+    approved = publishing.approve(session, c.cycle, version, LATER, COORDINATOR)
+    assert approved.state is VersionState.APPROVED
+    session.refresh(version)
+    assert drafts.version_document(version).model_dump(mode="json") == content

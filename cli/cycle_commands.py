@@ -25,7 +25,8 @@ if TYPE_CHECKING:
     from models.tables import DeliveryState
 
 cycle_app = typer.Typer(
-    help="The yearly reporting cycle: open it, see where it stands, resend a link.",
+    help="The yearly reporting cycle: open it, see where it stands, move its deadline, "
+    "resend a link.",
     no_args_is_help=True,
 )
 
@@ -178,14 +179,21 @@ def status_command(
         table.add_column("reminders sent", justify="right")
         table.add_column(f"milestones due ({year})", justify="right")
         table.add_column("slipped", justify="right")
+        # Only when some agency was given a deadline of its own.
+        extensions = any(row.extended for row in rows)
+        if extensions:
+            table.add_column("extended to")
         for row in rows:
-            table.add_row(
+            cells = [
                 row.agency.acronym,
                 row.state_label,
                 str(row.reminders_sent),
                 str(row.milestones_due),
                 str(row.slipped),
-            )
+            ]
+            if extensions:
+                cells.append(row.deadline.isoformat() if row.extended else "")
+            table.add_row(*cells)
         console.print(table)
 
 
@@ -216,6 +224,65 @@ def resend_command(
         f"a new link goes out in {len(done.notification_ids)} message(s)"
     )
     _deliver(engine, done.notification_ids, clock)
+
+
+@cycle_app.command("deadline")
+def deadline_command(
+    year: Annotated[int, typer.Argument(help="The reporting year.")],
+    deadline: Annotated[str, typer.Argument(help="The new deadline (YYYY-MM-DD).")],
+    agency: Annotated[
+        str | None,
+        typer.Option(
+            "--agency",
+            help="Give this agency alone a later deadline (an extension); the cycle's "
+            "deadline again ends its extension.",
+        ),
+    ] = None,
+    reason: Annotated[
+        str | None, typer.Option("--reason", help="Why: shown in the message and the audit log.")
+    ] = None,
+    now: NowOption = None,
+    plan: PlanOption = None,
+) -> None:
+    """Move YEAR's deadline, or extend one agency's; tell the agencies still to answer."""
+    from models.cycles import CycleError, change_deadline, find_cycle, find_plan
+
+    try:
+        new = date.fromisoformat(deadline)
+    except ValueError as exc:
+        fail(f"DEADLINE: {deadline!r} is not a date (YYYY-MM-DD)")
+        raise AssertionError("unreachable") from exc
+    settings = load_settings()
+    at, clock = _clock(now, settings)
+    engine = ready_engine()
+    with Session(engine, expire_on_commit=False) as session:
+        try:
+            cycle = find_cycle(session, find_plan(session, plan), year)
+            change = change_deadline(
+                session,
+                cycle,
+                new,
+                at,
+                actor_name(),
+                agency_name=agency,
+                reason=reason,
+                timezone=settings.timezone,
+            )
+        except CycleError as exc:
+            session.rollback()
+            fail(str(exc))
+            raise AssertionError("unreachable") from exc
+        session.commit()
+    if change.agency is None:
+        console.print(f"The {year} deadline is now {new.isoformat()}.")
+    for moved in change.moved:
+        console.print(
+            f"  {moved.agency.acronym}: {moved.previous.isoformat()} → "
+            f"{moved.deadline.isoformat()}, told in {len(moved.notification_ids)} message(s)"
+        )
+    if change.agency is None and not change.moved:
+        console.print("  no agency still to answer has a different deadline now: nobody told")
+    _deliver(engine, change.notification_ids, clock)
 
 
 def sweep_command(now: NowOption = None, dry_run: DryRunOption = False) -> None:

@@ -104,14 +104,16 @@ def check_notify_url(url: str) -> str:
 
 
 def find_agency(session: Session, name: str) -> Agency:
-    """The agency by acronym or alias, case-insensitively; ContactError listing the known."""
-    wanted = name.strip().casefold()
+    """The agency by acronym, full name or alias, case-insensitively; ContactError listing
+    the known."""
+    wanted = " ".join(name.split()).casefold()
     agencies = session.exec(select(Agency).order_by(col(Agency.acronym))).all()
     for agency in agencies:
         if agency.acronym.casefold() == wanted:
             return agency
     for agency in agencies:
-        if any(alias.casefold() == wanted for alias in agency.aliases):
+        names = [agency.full_name, *agency.aliases]
+        if any(" ".join(n.split()).casefold() == wanted for n in names):
             return agency
     known = ", ".join(a.acronym for a in agencies) or "none yet: import a report first"
     raise ContactError(f"no agency {name.strip()!r} (known: {known})")

@@ -1,4 +1,5 @@
-"""The yearly reporting cycle: opening it, its status, and re-issuing an agency's link."""
+"""The yearly reporting cycle: opening it, its status, moving its deadline (for everyone or
+as one agency's extension), and re-issuing an agency's link."""
 
 from __future__ import annotations
 
@@ -19,7 +20,13 @@ from models.contacts import (
     lead_agency_ids,
     reached_through,
 )
-from models.notifications import Claim, claim_ids, claim_request_round, recipients, request_subject
+from models.notifications import (
+    Claim,
+    claim_ids,
+    claim_request_round,
+    recipients,
+    request_subject,
+)
 from models.tables import (
     AccessToken,
     Agency,
@@ -37,6 +44,7 @@ from models.tables import DeliveryState as DS
 
 UPDATE_REQUEST = "update_request"
 LINK_REISSUED = "link_reissued"
+DEADLINE_CHANGED = "deadline_changed"
 OPEN_MILESTONE = (MilestoneStatus.PLANNED, MilestoneStatus.ON_TRACK, MilestoneStatus.DELAYED)
 
 
@@ -46,6 +54,31 @@ def update_request_key(request_id: int | None, contact: Contact, channel: str) -
 
 class CycleError(ValueError):
     """A cycle operation that cannot be done; the message says why and what to do."""
+
+
+# Requests still waiting for the agency's answer: their deadline matters to them.
+AWAITING_ANSWER = (
+    RequestState.PENDING,
+    RequestState.SENT,
+    RequestState.OPENED,
+    RequestState.DRAFT,
+    RequestState.CHANGES_REQUESTED,
+)
+
+
+def deadline_of(request: UpdateRequest, cycle: Cycle) -> date:
+    """The agency's deadline: its extension when that is later than the cycle's deadline,
+    else the cycle's."""
+    extended = request.extended_deadline
+    return extended if extended is not None and extended > cycle.deadline else cycle.deadline
+
+
+def deadline_expression() -> sa.ColumnElement[date]:
+    """``deadline_of`` in SQL, for a query that joins UpdateRequest and Cycle."""
+    extended = col(UpdateRequest.extended_deadline)
+    cycle_deadline = col(Cycle.deadline)
+    # NULL > date is NULL, not true: no extension falls to the cycle's deadline.
+    return sa.case((extended > cycle_deadline, extended), else_=cycle_deadline)
 
 
 def find_plan(session: Session, slug: str | None = None) -> Plan:
@@ -223,6 +256,12 @@ class StatusRow:
     reminders_sent: int
     milestones_due: int
     slipped: int
+    # The agency's deadline: the cycle's, or its extension.
+    deadline: date
+
+    @property
+    def extended(self) -> bool:
+        return self.request.extended_deadline == self.deadline
 
     @property
     def state_label(self) -> str:
@@ -294,6 +333,7 @@ def cycle_status(session: Session, cycle: Cycle) -> list[StatusRow]:
             reminders_sent=reminders.get(request.agency_id, 0),
             milestones_due=due.get(request.agency_id, 0),
             slipped=slipped.get(request.agency_id, 0),
+            deadline=deadline_of(request, cycle),
         )
         for request, agency in rows
     ]
@@ -301,6 +341,160 @@ def cycle_status(session: Session, cycle: Cycle) -> list[StatusRow]:
 
 def _counts(session: Session, query: Any) -> dict[int, int]:
     return {key: int(count) for key, count in session.execute(query).all() if key is not None}
+
+
+# --- the deadline --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MovedDeadline:
+    """One agency whose deadline moved: from, to, and the messages telling it."""
+
+    agency: Agency
+    request: UpdateRequest
+    previous: date
+    deadline: date
+    notification_ids: list[int]
+
+
+@dataclass
+class DeadlineChange:
+    cycle: Cycle
+    # The agency given its own deadline; None when the cycle's deadline moved.
+    agency: Agency | None
+    moved: list[MovedDeadline] = field(default_factory=list)
+
+    @property
+    def notification_ids(self) -> list[int]:
+        return [i for m in self.moved for i in m.notification_ids]
+
+
+def change_deadline(
+    session: Session,
+    cycle: Cycle,
+    new: date,
+    now: datetime,
+    actor: str,
+    *,
+    agency_name: str | None = None,
+    reason: str | None = None,
+    timezone: str = "Pacific/Auckland",
+) -> DeadlineChange:
+    """Move the cycle's deadline, or (``agency_name``) give one agency a deadline of its own.
+
+    Each agency whose deadline moves and that still owes its answer is told, with its link
+    (a ``deadline_changed`` message). Reminders and escalation follow the new date by
+    themselves: their idempotency keys name the deadline, so the sweep sends the steps of
+    the new date afresh. An agency's deadline is never earlier than the cycle's: giving it
+    the cycle's deadline ends its extension."""
+    if cycle.state != CycleState.OPEN:
+        raise CycleError(
+            f"the {cycle.year} cycle is {cycle.state.value}: its deadline can no longer change"
+        )
+    today = now.astimezone(ZoneInfo(timezone)).date()
+    if new < today:
+        raise CycleError(f"the new deadline {new.isoformat()} is before today ({today})")
+    reason = " ".join((reason or "").split()) or None
+    rows = session.exec(
+        select(UpdateRequest, Agency)
+        .join(Agency, col(Agency.id) == UpdateRequest.agency_id)
+        .where(col(UpdateRequest.cycle_id) == _id(cycle))
+        .order_by(col(Agency.acronym))
+    ).all()
+    before = {request.id: deadline_of(request, cycle) for request, _agency in rows}
+    change = DeadlineChange(cycle=cycle, agency=None)
+    if agency_name is None:
+        if new == cycle.deadline:
+            raise CycleError(f"the {cycle.year} deadline is already {new.isoformat()}")
+        previous = cycle.deadline
+        cycle.deadline = new
+        session.add(cycle)
+        targets = [(request, agency) for request, agency in rows]
+    else:
+        request, agency = _agency_request(session, cycle, agency_name)
+        change.agency = agency
+        if request.state not in AWAITING_ANSWER:
+            raise CycleError(
+                f"{agency.acronym} has {request.state.value.replace('_', ' ')} its answer: "
+                "there is no deadline to extend (ask for changes to reopen it)"
+            )
+        if new < cycle.deadline:
+            raise CycleError(
+                f"{agency.acronym}'s deadline cannot be earlier than the cycle's "
+                f"({cycle.deadline.isoformat()}); to bring everyone's forward, leave out --agency"
+            )
+        previous = before[request.id]
+        if new == previous:
+            raise CycleError(f"{agency.acronym}'s deadline is already {new.isoformat()}")
+        # The cycle's own date is no extension: store none, so a later move of the cycle's
+        # deadline carries this agency along with everyone else.
+        request.extended_deadline = new if new > cycle.deadline else None
+        session.add(request)
+        targets = [(request, agency)]
+    session.flush()
+    for request, agency in targets:
+        was, now_due = before[request.id], deadline_of(request, cycle)
+        if was == now_due or request.state not in AWAITING_ANSWER:
+            continue  # unchanged (an extension beyond the new date), or already answered
+        _round, ids = claim_request_round(
+            session,
+            kind=DEADLINE_CHANGED,
+            request=request,
+            audit_action="request.deadline_changed",
+            now=now,
+            context={"previous_deadline": was.isoformat(), "reason": reason},
+        )
+        audit.record(
+            session,
+            actor=actor,
+            action="request.deadline_changed",
+            at=now,
+            cycle_id=cycle.id,
+            agency_id=agency.id,
+            subject=request_subject(request),
+            detail={
+                "previous": was.isoformat(),
+                "deadline": now_due.isoformat(),
+                "reason": reason,
+                "messages": len(ids),
+            },
+        )
+        change.moved.append(MovedDeadline(agency, request, was, now_due, ids))
+    if agency_name is None:
+        audit.record(
+            session,
+            actor=actor,
+            action="cycle.deadline_changed",
+            at=now,
+            cycle_id=cycle.id,
+            subject=f"cycle:{cycle.id}",
+            detail={
+                "previous": previous.isoformat(),
+                "deadline": new.isoformat(),
+                "reason": reason,
+                "agencies_told": [m.agency.acronym for m in change.moved],
+            },
+        )
+    session.flush()
+    return change
+
+
+def _agency_request(
+    session: Session, cycle: Cycle, agency_name: str
+) -> tuple[UpdateRequest, Agency]:
+    """The update request of the agency named (acronym, name or alias) in ``cycle``."""
+    try:
+        agency = find_agency(session, agency_name)
+    except ContactError as exc:
+        raise CycleError(str(exc)) from None
+    request = session.exec(
+        select(UpdateRequest).where(
+            col(UpdateRequest.cycle_id) == _id(cycle), col(UpdateRequest.agency_id) == agency.id
+        )
+    ).first()
+    if request is None:
+        raise CycleError(f"{agency.acronym} has no update request in the {cycle.year} cycle")
+    return request, agency
 
 
 # --- re-issue ----------------------------------------------------------------------------
@@ -320,17 +514,7 @@ def resend_link(
     """Revoke every link the agency has for this cycle and send each contact a fresh one."""
     if cycle.state != CycleState.OPEN:
         raise CycleError(f"the {cycle.year} cycle is {cycle.state.value}: links are not resent")
-    try:
-        agency = find_agency(session, agency_name)
-    except ContactError as exc:
-        raise CycleError(str(exc)) from None
-    request = session.exec(
-        select(UpdateRequest).where(
-            col(UpdateRequest.cycle_id) == _id(cycle), col(UpdateRequest.agency_id) == agency.id
-        )
-    ).first()
-    if request is None:
-        raise CycleError(f"{agency.acronym} has no update request in the {cycle.year} cycle")
+    request, agency = _agency_request(session, cycle, agency_name)
     found = recipients(session, _agency_id(agency))
     if not found:
         raise CycleError(

@@ -22,7 +22,14 @@ from sqlmodel import Session, col, select
 
 from models import audit
 from models.contacts import agencies_with_contacts, agency_parents, reached_through
-from models.cycles import LINK_REISSUED, OPEN_MILESTONE, UPDATE_REQUEST, mark_request_sent
+from models.cycles import (
+    DEADLINE_CHANGED,
+    LINK_REISSUED,
+    OPEN_MILESTONE,
+    UPDATE_REQUEST,
+    deadline_of,
+    mark_request_sent,
+)
 from models.periods import MONTH_NAMES
 from models.tables import (
     Agency,
@@ -53,6 +60,7 @@ KINDS = (
     "escalation",
     "slipped",
     LINK_REISSUED,
+    DEADLINE_CHANGED,
     DELIVERY_FAILED,
     *REVIEW_KINDS,
 )
@@ -62,6 +70,7 @@ KIND_LABELS = {
     "escalation": "overdue notice",
     "slipped": "slipped milestones notice",
     LINK_REISSUED: "new link",
+    DEADLINE_CHANGED: "new deadline notice",
     DELIVERY_FAILED: "delivery failure notice",
     "changes_requested": "request for changes",
     "published": "publication notice",
@@ -211,7 +220,7 @@ class _View:
             "agency": _agency(agency),
             "routed_via": self._routed_via(contact, agency),
             "plan_title": plan.title if plan else _any_plan_title(session),
-            "cycle": self._cycle(cycle),
+            "cycle": self._cycle(cycle, request),
             "link": link,
             "base_url": self.base,
             "objectives": [],
@@ -226,9 +235,12 @@ class _View:
         if self.n.kind in (UPDATE_REQUEST, LINK_REISSUED) and agency is not None and plan:
             view["objectives"] = self._agency_objectives(agency, plan)
         if deadline_days is not None and cycle is not None:
-            view["deadline"] = {
-                "days": int(deadline_days),
-                "when": days_until(cycle.deadline, self.today),
+            due = deadline_of(request, cycle) if request is not None else cycle.deadline
+            view["deadline"] = {"days": int(deadline_days), "when": days_until(due, self.today)}
+        if self.n.kind == DEADLINE_CHANGED and context.get("previous_deadline"):
+            view["deadline_change"] = {
+                "previous": long_date(date.fromisoformat(str(context["previous_deadline"]))),
+                "reason": context.get("reason"),
             }
         if self.n.kind in REVIEW_KINDS:
             from models.publishing import message_view
@@ -263,14 +275,17 @@ class _View:
         ).first()
         return tuple(row) if row is not None else ()
 
-    def _cycle(self, cycle: Cycle | None) -> dict[str, Any] | None:
+    def _cycle(self, cycle: Cycle | None, request: UpdateRequest | None) -> dict[str, Any] | None:
         if cycle is None:
             return None
+        # The agency's own deadline when it was given an extension.
+        deadline = deadline_of(request, cycle) if request is not None else cycle.deadline
         return {
             "year": cycle.year,
-            "deadline": long_date(cycle.deadline),
-            "deadline_when": days_until(cycle.deadline, self.today),
-            "past_deadline": self.today > cycle.deadline,
+            "deadline": long_date(deadline),
+            "deadline_when": days_until(deadline, self.today),
+            "past_deadline": self.today > deadline,
+            "extended": deadline != cycle.deadline,
         }
 
     def _groups(self, milestone_ids: list[int], *, with_lead: bool = False) -> list[dict[str, Any]]:
@@ -325,8 +340,8 @@ class _View:
                 "acronym": agency.acronym,
                 "name": agency.full_name,
                 "contacts": reached_through(agency.id or 0, parents, with_contacts) is not None,
-                "deadline": long_date(cycle.deadline),
-                "days_late": max((self.today - cycle.deadline).days, 0),
+                "deadline": long_date(deadline_of(request, cycle)),
+                "days_late": max((self.today - deadline_of(request, cycle)).days, 0),
                 "state": _STATE_LABELS.get(request.state, request.state.value),
             }
             for request, agency, cycle in rows

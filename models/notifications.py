@@ -178,11 +178,13 @@ def claim_request_round(
     audit_action: str,
     now: datetime,
     found: Sequence[tuple[Contact, str]] | None = None,
+    context: Mapping[str, Any] | None = None,
 ) -> tuple[int, list[int]]:
     """Claim one ``kind`` message per recipient of the request's agency for the next round
-    of ``audit_action`` (a coordinator's re-issue, a request for changes): each round is a
-    new message, and the same round is never claimed twice. Returns (round, ids); the
-    caller records the audit event that closes the round."""
+    of ``audit_action`` (a coordinator's re-issue, a request for changes, a moved deadline):
+    each round is a new message, and the same round is never claimed twice. ``context``:
+    what the message needs besides the request's ids (what was true when it was claimed).
+    Returns (round, ids); the caller records the audit event that closes the round."""
     previous = session.exec(
         select(sa.func.count())
         .select_from(AuditEvent)
@@ -199,6 +201,7 @@ def claim_request_round(
             contact=contact,
             channel=channel,
             context={
+                **(context or {}),
                 "cycle_id": request.cycle_id,
                 "update_request_id": request.id,
                 "agency_id": request.agency_id,

@@ -51,7 +51,12 @@ from models.contacts import (
     route_through_parents,
     split_recipients,
 )
-from models.cycles import OPEN_MILESTONE, UPDATE_REQUEST, update_request_key
+from models.cycles import (
+    OPEN_MILESTONE,
+    UPDATE_REQUEST,
+    deadline_expression,
+    update_request_key,
+)
 from models.notifications import (
     Claim,
     ClaimItem,
@@ -296,7 +301,8 @@ def _open_requests(session: Session) -> list[_Request]:
             col(UpdateRequest.state),
             col(Cycle.id),
             col(Cycle.plan_id),
-            col(Cycle.deadline),
+            # The agency's own deadline when it was given an extension.
+            deadline_expression(),
             col(Cycle.opened_at),
             col(Cycle.year),
         )

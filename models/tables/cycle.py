@@ -57,6 +57,10 @@ class UpdateRequest(SQLModel, table=True):
     change_comment: str | None = None
     # The latest SubmissionRevision.number; a save based on an older one is a conflict.
     revision_number: int = 0
+    # An extension granted to this agency alone; the later of this and the cycle's deadline
+    # is the agency's deadline (``models.cycles.deadline_of``), so moving the cycle's
+    # deadline past an extension never leaves that agency with the earlier date.
+    extended_deadline: date | None = None
 
 
 class AccessToken(SQLModel, table=True):

@@ -68,10 +68,7 @@ def redline_texts(old: str, new: str, *, context: int | None = 2) -> Redline:
         if tag == "equal":
             lines.extend(Line("same", escape(text)) for text in old_lines[i1:i2])
             continue
-        olds, news = old_lines[i1:i2], new_lines[j1:j2]
-        for index in range(max(len(olds), len(news))):
-            before = olds[index] if index < len(olds) else None
-            after = news[index] if index < len(news) else None
+        for before, after in _aligned(old_lines[i1:i2], new_lines[j1:j2]):
             if before is None and after is not None:
                 inserted += _words(after)
                 lines.append(Line("added", Markup("<ins>{}</ins>").format(after)))
@@ -86,6 +83,43 @@ def redline_texts(old: str, new: str, *, context: int | None = 2) -> Redline:
     if context is not None:
         lines = list(_with_context(lines, context))
     return Redline(tuple(lines), inserted, deleted)
+
+
+# Two lines are compared word by word when at least half their words match; otherwise one
+# is deleted and the other inserted whole (pairing unrelated lines makes an unreadable mix).
+_SIMILAR = 0.5
+# Beyond this many line pairs in one changed block, its lines are not paired at all.
+_MAX_PAIRS = 40_000
+
+
+def _aligned(olds: Sequence[str], news: Sequence[str]) -> Iterator[tuple[str | None, str | None]]:
+    """The lines of a changed block in order, each old line paired with the most similar new
+    line (as ``difflib.Differ`` does), or alone when none is similar enough."""
+    if not olds or not news or len(olds) * len(news) > _MAX_PAIRS:
+        yield from ((before, None) for before in olds)
+        yield from ((None, after) for after in news)
+        return
+    best, at = _SIMILAR - 1e-9, None
+    matcher = difflib.SequenceMatcher(None, autojunk=False)
+    old_words = [line.split() for line in olds]
+    for j, after in enumerate(news):
+        matcher.set_seq2(after.split())  # the second sequence is the one the matcher indexes
+        for i, words in enumerate(old_words):
+            matcher.set_seq1(words)
+            if (
+                matcher.real_quick_ratio() > best
+                and matcher.quick_ratio() > best
+                and (ratio := matcher.ratio()) > best
+            ):
+                best, at = ratio, (i, j)
+    if at is None:
+        yield from ((before, None) for before in olds)
+        yield from ((None, after) for after in news)
+        return
+    i, j = at
+    yield from _aligned(olds[:i], news[:j])
+    yield olds[i], news[j]
+    yield from _aligned(olds[i + 1 :], news[j + 1 :])
 
 
 def _words(text: str) -> int:

@@ -39,6 +39,7 @@ from models.answers import (
 )
 from models.audit import record
 from models.clock import as_aware
+from models.cycles import deadline_expression
 from models.periods import Period, parse_period
 from models.tables import (
     AccessToken,
@@ -224,7 +225,8 @@ _REQUEST_COLUMNS: tuple[Any, ...] = (
     col(Cycle.plan_id),
     col(Cycle.year),
     col(Cycle.state).label("cycle_state"),
-    col(Cycle.deadline),
+    # The agency's own deadline when it was given an extension.
+    deadline_expression().label("deadline"),
     col(Cycle.closed_at),
     col(Agency.id).label("agency_id"),
     col(Agency.full_name),

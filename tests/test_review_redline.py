@@ -31,6 +31,42 @@ def test_added_and_removed_lines_and_context() -> None:
     assert [str(line.html) for line in removed.lines] == ["a", "<del>b</del>", "c"]
 
 
+def test_unrelated_lines_are_deleted_and_inserted_whole_not_mixed_word_by_word() -> None:
+    old = "\n".join(
+        [
+            "Key achievements",
+            "- Conference delivered in March 2021, attended by 150 people.",
+            "- New training modules on people trafficking completed by MBIE.",
+            "Areas for further work",
+        ]
+    )
+    new = "\n".join(
+        [
+            "Key achievements",
+            "- Information about migrant exploitation is now on the MBIE website.",
+            "- New training modules on people trafficking completed by MBIE and Police.",
+            "- Oranga Tamariki staff completed training.",
+            "Areas for further work",
+        ]
+    )
+    diff = redline_texts(old, new, context=None)
+    assert [(line.kind, str(line.html)) for line in diff.lines] == [
+        ("same", "Key achievements"),
+        ("removed", "<del>- Conference delivered in March 2021, attended by 150 people.</del>"),
+        (
+            "added",
+            "<ins>- Information about migrant exploitation is now on the MBIE website.</ins>",
+        ),
+        (
+            "changed",
+            "- New training modules on people trafficking completed by "
+            "<del>MBIE.</del><ins>MBIE and Police.</ins>",
+        ),
+        ("added", "<ins>- Oranga Tamariki staff completed training.</ins>"),
+        ("same", "Areas for further work"),
+    ]
+
+
 def test_every_text_is_escaped() -> None:
     diff = redline_texts("<b>bold</b> & co", "<i>x</i> & co", context=None)
     html = str(diff.html())

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from models.cycles import CycleError, change_deadline, cycle_status, open_cycle
 from models.messages import render_message
+from models.submissions import load_request_view
 from models.sweep import SweepResult, sweep
 from models.tables import (
     AuditEvent,
@@ -164,6 +165,10 @@ def test_an_extension_moves_one_agency_alone_and_the_cycle_deadline_never_underc
     rows = {row.agency.acronym: row for row in cycle_status(session, cycle)}
     assert rows["OT"].deadline == date(2022, 12, 16) and rows["OT"].extended
     assert rows["MBIE"].deadline == DEADLINE and not rows["MBIE"].extended
+    # The agency's form says its own deadline.
+    ot_view = load_request_view(session, _request(session, built, "OT").id or 0)
+    assert ot_view.deadline == date(2022, 12, 16)
+    assert load_request_view(session, _request(session, built, "MBIE").id or 0).deadline == DEADLINE
 
     results |= _sweep_days(session, date(2022, 11, 21), date(2022, 12, 20))
     ot = _request(session, built, "OT")

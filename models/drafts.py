@@ -469,7 +469,11 @@ def _build_drafts(
                     fresh[agency_id][Section.FURTHER_WORK].append(
                         _submitted(Section.FURTHER_WORK, work.text, agency_id, own, [])
                     )
-        # Milestones completed this year, offered as achievements of their agency.
+        last_links = (
+            {e.milestone_id: e.links for e in before.entries[Section.MILESTONE]} if before else {}
+        )
+        # Milestones completed this year, offered as achievements of their agency, with the
+        # links their line had last year (the form asks for no link on completion).
         for offered in offered_ids:
             milestone = plan.milestones[offered]
             by, line = completed.get(offered, (milestone.lead_agency_id, None))
@@ -484,6 +488,7 @@ def _build_drafts(
                     agency_id=by,
                     origin=EntryOrigin.SUBMITTED,
                     milestone_id=offered,
+                    links=list(last_links.get(offered, [])),
                     updated_by=answers[by].author if by in answers else actor,
                 )
             )
@@ -503,9 +508,6 @@ def _build_drafts(
                 if owner in fresh and owner not in placed:
                     target.extend(fresh[owner][section])
                     placed.add(owner)
-        last_links = (
-            {e.milestone_id: e.links for e in before.entries[Section.MILESTONE]} if before else {}
-        )
         for milestone in in_due_order:
             if milestone.status not in OPEN_STATUSES:
                 continue

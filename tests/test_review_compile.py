@@ -202,6 +202,43 @@ def test_completed_milestones_are_offered_as_achievements(session: Session, c: C
     assert notes.offered == 1
 
 
+def test_a_completed_milestone_offered_as_an_achievement_keeps_its_link(
+    session: Session, c: Cycle2022
+) -> None:
+    # 2021: "July 2022 – Accredited Employer Work Visa to be introduced (Delayed from 2021)."
+    # followed by "New employer accreditation and work visa(external link) — Immigration.govt.nz"
+    aewv = c.milestone(AEWV)
+    mbie = c.requests["MBIE"]
+    answer = complete_answer(
+        session,
+        mbie,
+        progress={
+            aewv.id or 0: MilestoneAnswer(
+                milestone_id=aewv.id or 0,
+                progress=MilestoneProgress.COMPLETED,
+                completed_on=date(2022, 7, 4),
+                achievement="The Accredited Employer Work Visa was introduced.",
+            )
+        },
+    )
+    submit(session, mbie, answer, author="kahu@mbie.govt.nz")
+
+    version = drafts.compile_cycle(session, c.cycle, LATER, COORDINATOR)
+
+    section = objective_of(drafts.version_document(version), aewv.objective_id, session)
+    [offered] = [b for b in section.achievements if b.text.startswith("The Accredited Employer")]
+    assert [(link.title, link.site) for link in offered.links] == [
+        ("New employer accreditation and work visa", "Immigration.govt.nz")
+    ]
+    text = render(drafts.version_document(version), Format.TXT).decode()
+    assert (
+        "- The Accredited Employer Work Visa was introduced.\n"
+        "New employer accreditation and work visa(external link) — Immigration.govt.nz\n"
+    ) in text
+    # Compiling again changes nothing.
+    assert drafts.compile_cycle(session, c.cycle, LATER, COORDINATOR).number == version.number
+
+
 def test_milestones_no_longer_planned_are_listed_for_the_coordinator(
     session: Session, c: Cycle2022
 ) -> None:

@@ -571,14 +571,22 @@ def _last_entries(
 # --- validation ---------------------------------------------------------------------------
 
 
-def period_problem(text: str) -> str | None:
-    """None when ``text`` reads as a period, else a message for the person who typed it."""
+def period_problem(text: str, today: date | None = None) -> str | None:
+    """None when ``text`` reads as a period (one still to come or under way, when ``today``
+    is given), else a message for the person who typed it."""
     try:
-        parse_period(text)
+        period = parse_period(text)
     except ValueError:
         return (
             f"“{text.strip()}” is not a period we can read. Write it like "
             "“Quarter 3 2023”, “Q3-Q4 2023”, “December 2023”, “H1 2024” or “2024”."
+        )
+    if today is not None and period.has_ended(today):
+        # A milestone moved to, or added for, a period already over would be flagged as
+        # slipped the moment it is saved: almost always a typo in the year.
+        return (
+            f"“{text.strip()}” has already ended. Enter the period it is now due in, "
+            "such as a later quarter or year."
         )
     return None
 
@@ -654,7 +662,7 @@ def validate_answer(
             check(fid("achievement"), _text_problem(item.achievement, "", required=False))
         elif item.progress is MilestoneProgress.DELAYED:
             if item.new_period and item.new_period.strip():
-                check(fid("new_period"), period_problem(item.new_period))
+                check(fid("new_period"), period_problem(item.new_period, today))
             elif final:
                 check(fid("new_period"), "Enter the new period, such as “Quarter 2 2024”.")
             check(fid("reason"), _text_problem(item.reason, "why it is delayed", required=final))
@@ -697,7 +705,7 @@ def validate_answer(
             continue
         period_id = row_field("new_milestones", new.objective_id, index, "period")
         if new.period.strip():
-            check(period_id, period_problem(new.period))
+            check(period_id, period_problem(new.period, today))
         else:
             check(period_id, "Enter when the milestone is due, such as “Quarter 2 2024”.")
         check(

@@ -8,7 +8,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -98,7 +98,16 @@ def live_server(
     base_url = f"http://127.0.0.1:{port}"
     scenario, link = open_cycle_by_mail(engine, smtp_server, base_url, tmp_path / "outbox")
     settings = Settings(secret_key="b" * 48, data_dir=tmp_path / "data", base_url=base_url)
-    app = create_app(settings, engine, options=WebOptions(autosave_seconds=autosave_seconds))
+    # The app lives in the scenario's time (February 2022, the cycle open), moving on as the
+    # test runs, so dates it judges (a period already over, days to the deadline) are stable.
+    started = time.monotonic()
+
+    def clock() -> datetime:
+        return NOW + timedelta(hours=1, seconds=time.monotonic() - started)
+
+    app = create_app(
+        settings, engine, clock=clock, options=WebOptions(autosave_seconds=autosave_seconds)
+    )
     # log_config=None keeps uvicorn's access log propagating, so the test can read it.
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=True)

@@ -141,6 +141,42 @@ def test_validation_names_each_field(session: Session, scenario: Scenario) -> No
     assert {e.field for e in validate_answer(view, foreign, final=False)} == {"form"}
 
 
+def test_a_period_already_over_is_refused_for_a_delay_or_a_new_milestone(
+    session: Session, scenario: Scenario
+) -> None:
+    # Moving a milestone to a period that has already ended (a typo in the year, usually)
+    # would have it flagged as slipped again the moment it is saved.
+    view = load_request_view(session, scenario.request_id)
+    late = scenario.milestone_ids[1]
+    o = scenario.objective_id
+    answer = full_answer(scenario, new_period="Quarter 4 2021")
+    answer.new_milestones = [NewMilestoneAnswer(objective_id=o, period="2021", text="Review")]
+    today = NOW.date()  # 14 February 2022
+    errors = validate_answer(view, answer, final=False, today=today)
+    assert {e.field: e.message for e in errors} == {
+        f"m-{late}-new_period": "“Quarter 4 2021” has already ended. Enter the period it is "
+        "now due in, such as a later quarter or year.",
+        f"n-{o}-0-period": "“2021” has already ended. Enter the period it is now due in, "
+        "such as a later quarter or year.",
+    }
+    # The period under way (Quarter 1 2022) and later ones are fine.
+    answer = full_answer(scenario, new_period="Quarter 1 2022")
+    answer.new_milestones = [NewMilestoneAnswer(objective_id=o, period="2022", text="Review")]
+    assert validate_answer(view, answer, final=True, today=today) == []
+    with pytest.raises(InvalidAnswer):
+        save_answer(
+            session,
+            scenario.request_id,
+            full_answer(scenario, new_period="Q3 2021"),
+            submit=True,
+            base_revision=0,
+            author=WHO,
+            now=NOW,
+        )
+    session.rollback()
+    assert revisions(session, scenario.request_id) == []
+
+
 def test_an_invalid_answer_writes_nothing(session: Session, scenario: Scenario) -> None:
     bad = full_answer(scenario, new_period="whenever")
     with pytest.raises(InvalidAnswer) as raised:

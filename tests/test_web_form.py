@@ -767,3 +767,217 @@ def test_autosave_answers_json(
         )
     ).all()
     assert kinds == [RevisionKind.DRAFT]  # autosave never submits
+
+
+# --- a user's-eye pass: what a busy official needs from the page ---------------------------
+
+
+def test_opening_the_link_again_keeps_a_form_open_in_another_tab_saving(
+    session: Session, scenario: Scenario, make_client: ClientFactory
+) -> None:
+    # The contact has the form open, then clicks the link in the mail again (a second tab, the
+    # next morning): the first tab's form must still save what was typed in it.
+    client = make_client()
+    first_tab = continue_from_link(client, scenario.token)
+    continue_from_link(client, scenario.token, "kahu@mbie.test")
+    objective = scenario.objective_id
+    saved = client.post(
+        "/form",
+        data=form_fields(
+            scenario, first_tab, action="save", **{f"a-{objective}-0-text": "Typed in tab one"}
+        ),
+    )
+    assert saved.status_code == 200 and "Draft saved" in saved.text
+    [revision] = session.exec(
+        select(SubmissionRevision).where(
+            SubmissionRevision.update_request_id == scenario.request_id
+        )
+    ).all()
+    assert revision.content["achievements"][0]["text"] == "Typed in tab one"
+
+
+def test_another_agencys_link_in_the_same_browser_gets_a_fresh_csrf_token(
+    session: Session, scenario: Scenario, make_client: ClientFactory
+) -> None:
+    client = make_client()
+    first = continue_from_link(client, scenario.token)
+    other = UpdateRequest(
+        cycle_id=scenario.cycle_id,
+        agency_id=session.exec(
+            select(Milestone.lead_agency_id).where(Milestone.id == scenario.other_milestone_id)
+        ).one(),
+        state=RequestState.SENT,
+        created_at=NOW,
+    )
+    session.add(other)
+    session.flush()
+    token = issue_token(session, other, NOW)
+    session.commit()
+    second = continue_from_link(client, token)
+    assert csrf_of(second) != csrf_of(first)
+
+
+def test_times_are_shown_in_the_plans_time_zone(
+    scenario: Scenario, make_client: ClientFactory
+) -> None:
+    # The clock is 22:00 UTC on 14 February 2022: 11:00 on the 15th in Wellington (NZDT).
+    client = make_client()
+    page = continue_from_link(client, scenario.token)
+    saved = client.post(
+        "/form",
+        data=form_fields(
+            scenario, page, action="save", **{f"f-{scenario.objective_id}-0-text": "Soon"}
+        ),
+    )
+    assert "Draft saved at 11:00 NZDT, 15 Feb 2022 (revision 1)." in saved.text
+    assert "Last saved 11:00 NZDT, 15 Feb 2022 by kahu@mbie.test" in saved.text
+    assert "UTC" not in saved.text
+    autosaved = client.post(
+        "/form",
+        data=form_fields(scenario, saved.text, action="save"),
+        headers={"X-Autosave": "1"},
+    )
+    assert autosaved.json()["at"] == "11:00 NZDT, 15 Feb 2022"
+
+
+def test_the_page_says_what_is_left_by_when_and_whom_to_ask(
+    scenario: Scenario, make_client: ClientFactory
+) -> None:
+    client = make_client()
+    landing = client.get(f"/r/{scenario.token}").text
+    assert "Aroha Coordinator" in landing and f"mailto:{scenario.coordinator_email}" in landing
+    page = continue_from_link(client, scenario.token)
+    # Deadline 31 March 2022, today 15 February in Wellington.
+    assert "Tuesday 15 December" not in page
+    assert "Thursday 31 March 2022" in page and "(44 days from today)" in page
+    assert "Milestones answered: <strong><span data-answered-count>0</span> of 2" in page
+    assert f"mailto:{scenario.coordinator_email}" in page and "What to do" in page
+    done = scenario.milestone_ids[0]
+    saved = client.post(
+        "/form",
+        data=form_fields(scenario, page, action="save", **{f"m-{done}-progress": "on_track"}),
+    )
+    assert "<span data-answered-count>1</span> of 2" in saved.text
+
+
+def test_the_error_summary_names_the_milestone_or_row_of_each_problem(
+    scenario: Scenario, make_client: ClientFactory
+) -> None:
+    client = make_client()
+    page = continue_from_link(client, scenario.token)
+    objective = scenario.objective_id
+    response = client.post(
+        "/form",
+        data=form_fields(
+            scenario,
+            page,
+            action="submit",
+            **{
+                f"a-{objective}-0-text": "Hotline",
+                f"a-{objective}-0-link_url": "ftp://example.org",
+            },
+        ),
+    )
+    assert response.status_code == 400
+    summary = response.text.split('id="error-summary"', 1)[1].split("</div>", 1)[0]
+    done, late = scenario.milestone_ids
+    assert (
+        f'<a href="#m-{done}-progress"><span class="context">Quarter 1 2022 – Publish guidance '
+        "for employers on worker exploitation.:</span> Choose what happened to this milestone."
+        in summary
+    )
+    assert f'<a href="#m-{late}-progress"><span class="context">Quarter 2 2022 – Launch' in summary
+    assert (
+        f'<a href="#a-{objective}-0-link_url"><span class="context">Key achievement 1 '
+        "(Undertake awareness raising and training" in summary
+    )
+
+
+def test_a_delay_to_a_period_already_over_is_refused_live_and_on_save(
+    scenario: Scenario, make_client: ClientFactory
+) -> None:
+    client = make_client()
+    page = continue_from_link(client, scenario.token)
+    live = client.get("/form/period", params={"text": "Q4 2021"}).json()
+    assert live["ok"] is False and "has already ended" in live["message"]
+    assert client.get("/form/period", params={"text": "Q1 2022"}).json()["ok"] is True
+    late = scenario.milestone_ids[1]
+    response = client.post(
+        "/form",
+        data=form_fields(
+            scenario,
+            page,
+            action="save",
+            **{f"m-{late}-progress": "delayed", f"m-{late}-new_period": "Q4 2021"},
+        ),
+    )
+    assert response.status_code == 400
+    assert f'id="m-{late}-new_period-error"' in response.text
+    assert "“Q4 2021” has already ended" in response.text
+    assert 'value="Q4 2021"' in response.text
+
+
+def test_an_incomplete_submission_is_kept_as_a_draft(
+    session: Session, scenario: Scenario, make_client: ClientFactory
+) -> None:
+    client = make_client()
+    page = continue_from_link(client, scenario.token)
+    done, late = scenario.milestone_ids
+    response = client.post(
+        "/form",
+        data=form_fields(
+            scenario,
+            page,
+            action="submit",
+            **{f"m-{done}-progress": "completed", f"f-{scenario.objective_id}-0-text": "Ōtaki"},
+        ),
+    )
+    assert response.status_code == 400
+    assert "Saved as a draft (revision 1) but not submitted: there is a problem" in response.text
+    assert f'href="#m-{late}-progress"' in response.text
+    assert base_of(response.text) == "1"  # the next save is based on the draft just kept
+    request = session.get(UpdateRequest, scenario.request_id)
+    assert request is not None
+    session.refresh(request)
+    assert request.state is RequestState.DRAFT
+    [revision] = session.exec(
+        select(SubmissionRevision).where(
+            SubmissionRevision.update_request_id == scenario.request_id
+        )
+    ).all()
+    assert revision.kind is RevisionKind.DRAFT
+    assert revision.content["further_work"][0]["text"] == "Ōtaki"
+
+
+def test_a_save_after_the_session_ended_shows_what_was_typed(
+    scenario: Scenario, make_client: ClientFactory
+) -> None:
+    client = make_client()
+    page = continue_from_link(client, scenario.token)
+    client.cookies.clear()  # the session cookie expired (8 hours) while the page was open
+    objective = scenario.objective_id
+    late = scenario.milestone_ids[1]
+    response = client.post(
+        "/form",
+        data=form_fields(
+            scenario,
+            page,
+            action="save",
+            **{
+                f"a-{objective}-0-text": "Two hours of <careful> writing – ka pai",
+                f"m-{late}-reason": "Funding moved to 2023.",
+            },
+        ),
+    )
+    assert response.status_code == 401
+    assert "What you typed has not been saved" in response.text
+    assert "Two hours of &lt;careful&gt; writing – ka pai" in response.text
+    assert "Funding moved to 2023." in response.text
+    # A post from another site (no session cookie there either) gets the page without echo.
+    forged = client.post(
+        "/form",
+        data={f"a-{objective}-0-text": "Call this number to recover your work"},
+        headers={"Sec-Fetch-Site": "cross-site"},
+    )
+    assert forged.status_code == 401
+    assert "Call this number" not in forged.text

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter
 from sqlmodel import Session, col, select
@@ -24,6 +25,7 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
+from models.clock import as_aware
 from models.periods import parse_period
 from models.submissions import (
     Conflict,
@@ -131,6 +133,7 @@ def _landing(
             deadline=view.deadline,
             state_label=STATE_LABELS[view.state],
             cycle_year=cycle.year,
+            coordinators=_coordinator_contacts(db),
         )
 
 
@@ -157,9 +160,12 @@ async def continue_from_link(request: Request, token: str) -> Response:
     if isinstance(opened, Response):
         return opened
     request_id, token_id = opened
-    # A fresh CSRF token once the link is used; other keys (a coordinator's sign-in in the
-    # same browser) are left alone.
-    for key in (*FORM_KEYS, CSRF_SESSION_KEY):
+    # A fresh CSRF token once the link is used for another request; other keys (a
+    # coordinator's sign-in in the same browser) are left alone. Opening the same request's
+    # link again (a second tab, the mail clicked twice) keeps the token, so a form still open
+    # in another tab can save what was typed in it.
+    same_request = request.session.get(SESSION_REQUEST) == request_id
+    for key in FORM_KEYS if same_request else (*FORM_KEYS, CSRF_SESSION_KEY):
         request.session.pop(key, None)
     request.session[SESSION_REQUEST] = request_id
     request.session[SESSION_LINK] = token_id
@@ -192,14 +198,28 @@ def _session_view(request: Request, db: Session, app: AppState) -> RequestView |
     return load_linked_view(db, request_id, token_id, app.now(), app.grace)
 
 
-def _session_ended(request: Request) -> HTMLResponse:
+_TYPED_TEXT = re.compile(
+    r"m-[0-9]{1,9}-(achievement|new_period|reason|completed_on)"
+    r"|[afn]-[0-9]{1,9}-[0-9]{1,4}-(text|link_title|link_url|period)"
+)
+
+
+def _session_ended(request: Request, form: Mapping[str, str] | None = None) -> HTMLResponse:
     for key in FORM_KEYS:
         request.session.pop(key, None)
-    return page("session_ended.html", status=401)
+    # A save that arrives after the session ended cannot be stored (nothing says whose it
+    # is), but what was typed is shown back so it can be copied, not lost.
+    typed = [
+        value.strip()
+        for name, value in (form or {}).items()
+        if _TYPED_TEXT.fullmatch(name) and value.strip()
+    ]
+    return page("session_ended.html", status=401, typed=typed)
 
 
 def _form_page(
     request: Request,
+    db: Session,
     view: RequestView,
     state: FormState,
     *,
@@ -208,11 +228,19 @@ def _form_page(
     conflict: Conflict | None = None,
     notice: str | None = None,
     focus: str | None = None,
+    saved_as_draft: int | None = None,
 ) -> HTMLResponse:
     app = state_of(request)
     errors_by_field: dict[str, list[str]] = {}
     for error in state.errors:
         errors_by_field.setdefault(error.field, []).append(error.message)
+    milestones = view.milestones
+    answered = {
+        m.milestone_id
+        for m in state.answer.milestones
+        if m.progress is not None and m.milestone_id in milestones
+    }
+    today = app.now().astimezone(_zone(app)).date()
     return page(
         "form.html",
         status=status,
@@ -232,7 +260,41 @@ def _form_page(
         autosave_seconds=app.options.autosave_seconds,
         focus=focus,
         objective_titles={o.id: o.title for o in view.objectives},
+        error_context=_error_context(view, state),
+        saved_as_draft=saved_as_draft,
+        answered=len(answered),
+        answered_ids=answered,
+        milestone_count=len(milestones),
+        days_left=(view.deadline - today).days,
+        coordinators=_coordinator_contacts(db),
+        local_time=lambda moment: _clock_text(app, moment),
     )
+
+
+def _error_context(view: RequestView, state: FormState) -> dict[str, str]:
+    """What each erroneous field belongs to, for the error summary at the top: "Choose what
+    happened to this milestone" twenty times over says nothing about which."""
+    context: dict[str, str] = {}
+    titles = {o.id: o.title for o in view.objectives}
+    milestones = view.milestones
+    rows = {"a": "Key achievement", "f": "Area for further work", "n": "New milestone"}
+    for error in state.errors:
+        parts = error.field.split("-")
+        if parts[0] == "m" and len(parts) >= 3 and parts[1].isdigit():
+            milestone = milestones.get(int(parts[1]))
+            if milestone is not None:
+                due = milestone.due_text or "Undated"
+                context[error.field] = f"{due} – {_short(milestone.text)}"
+        elif parts[0] in rows and len(parts) >= 4 and parts[1].isdigit() and parts[2].isdigit():
+            title = titles.get(int(parts[1]))
+            if title is not None:
+                context[error.field] = f"{rows[parts[0]]} {int(parts[2]) + 1} ({_short(title)})"
+    return context
+
+
+def _short(text: str, limit: int = 70) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
 @router.get("/form", response_class=HTMLResponse)
@@ -247,7 +309,9 @@ def _show_form(request: Request, app: AppState, notice: str | None) -> Response:
         view = _session_view(request, db, app)
         if view is None:
             return _session_ended(request)
-        return _form_page(request, view, FormState(answer=view.starting_answer()), notice=notice)
+        return _form_page(
+            request, db, view, FormState(answer=view.starting_answer()), notice=notice
+        )
 
 
 @router.post("/form", response_class=HTMLResponse)
@@ -258,8 +322,24 @@ async def post_form(request: Request) -> Response:
     if not csrf_matches(request, form.get(CSRF_FIELD)):
         if autosave:
             return JSONResponse({"ok": False, "reason": "csrf"}, status_code=403)
+        if not isinstance(request.session.get(SESSION_REQUEST), int):
+            # The session (and its CSRF token) expired while the page was open: nothing can
+            # be saved, but what was typed is shown back rather than lost.
+            return _session_ended(request, _fields(form) if _same_origin(request) else None)
         require_csrf(request, None)
     return await app.run(_post_form, request, app, _fields(form), autosave)
+
+
+def _same_origin(request: Request) -> bool:
+    """Whether the browser says this POST came from our own page. Only then is typed text
+    shown back: another site must not be able to put words on our pages."""
+    site = request.headers.get("sec-fetch-site")
+    if site is not None:
+        return site == "same-origin"
+    origin = request.headers.get("origin")
+    if origin is not None:
+        return origin == f"{request.url.scheme}://{request.url.netloc}"
+    return True  # neither header: an old browser or a test client; nothing is saved anyway
 
 
 def _fields(form: FormData) -> dict[str, str]:
@@ -274,25 +354,26 @@ def _post_form(
         if view is None:
             if autosave:
                 return JSONResponse({"ok": False, "reason": "session"}, status_code=401)
-            return _session_ended(request)
+            return _session_ended(request, form)
         request_id = view.request_id
         state = parse_form(form, view)
         action = form.get("action", "save")
         if apply_row_action(state, action):
             focus = action.split(":", 1)[1] if action.startswith("add:") else None
-            return _form_page(request, view, state, base=_base(form, view), focus=focus)
+            return _form_page(request, db, view, state, base=_base(form, view), focus=focus)
         if action not in ("save", "submit"):
             action = "save"
         base = _base(form, view)
         if state.errors:
-            return _refused(request, view, state, base, autosave)
+            return _refused(request, db, view, state, base, autosave)
         who = str(request.session.get(SESSION_WHO) or "unknown")
+        submitting = action == "submit" and not autosave
         try:
             result = save_answer(
                 db,
                 request_id,
                 state.answer,
-                submit=action == "submit" and not autosave,
+                submit=submitting,
                 base_revision=base,
                 author=who,
                 now=app.now(),
@@ -302,14 +383,31 @@ def _post_form(
         except InvalidAnswer as invalid:
             db.rollback()
             state.errors.extend(invalid.errors)
-            return _refused(request, view, state, base, autosave)
+            saved = _draft_instead(db, app, view, state, base, who) if submitting else None
+            if saved is not None:
+                return _form_page(
+                    request,
+                    db,
+                    load_request_view(db, request_id),
+                    state,
+                    status=400,
+                    base=saved,
+                    saved_as_draft=saved,
+                )
+            return _refused(request, db, view, state, base, autosave)
         except Conflict as conflict:
             db.rollback()
             if autosave:
                 return JSONResponse({"ok": False, "reason": "conflict"}, status_code=409)
             view = load_request_view(db, request_id)
             return _form_page(
-                request, view, state, status=409, base=conflict.revision_number, conflict=conflict
+                request,
+                db,
+                view,
+                state,
+                status=409,
+                base=conflict.revision_number,
+                conflict=conflict,
             )
         except NotEditable as refused:
             db.rollback()
@@ -317,30 +415,59 @@ def _post_form(
                 return JSONResponse({"ok": False, "reason": "closed"}, status_code=409)
             view = load_request_view(db, request_id)
             state.errors.append(FieldError("form", str(refused)))
-            return _form_page(request, view, state, status=409)
+            return _form_page(request, db, view, state, status=409)
         if autosave:
             # Touch the session so its cookie is re-signed: someone typing for hours keeps it.
             request.session[SESSION_SAVED] = result.revision_number
             return JSONResponse(
-                {"ok": True, "revision": result.revision_number, "at": _clock_text(app.now())}
+                {
+                    "ok": True,
+                    "revision": result.revision_number,
+                    "at": _clock_text(app, app.now()),
+                }
             )
         if result.state is RequestState.SUBMITTED:
             flash = f"Submitted (revision {result.revision_number}). Thank you."
         else:
-            flash = f"Draft saved at {_clock_text(app.now())} (revision {result.revision_number})."
+            flash = (
+                f"Draft saved at {_clock_text(app, app.now())} (revision {result.revision_number})."
+            )
         request.session[SESSION_FLASH] = flash
         return RedirectResponse("/form", status_code=303)
 
 
+def _draft_instead(
+    db: Session, app: AppState, view: RequestView, state: FormState, base: int, who: str
+) -> int | None:
+    """A submission that is not complete yet is kept as a draft when it can be (every
+    milestone not yet answered, say): the revision number, else None (nothing saved)."""
+    try:
+        result = save_answer(
+            db,
+            view.request_id,
+            state.answer,
+            submit=False,
+            base_revision=base,
+            author=who,
+            now=app.now(),
+            view=view,
+        )
+        db.commit()
+    except (InvalidAnswer, Conflict, NotEditable):
+        db.rollback()
+        return None
+    return result.revision_number
+
+
 def _refused(
-    request: Request, view: RequestView, state: FormState, base: int, autosave: bool
+    request: Request, db: Session, view: RequestView, state: FormState, base: int, autosave: bool
 ) -> Response:
     if autosave:
         return JSONResponse(
             {"ok": False, "reason": "invalid", "errors": [e.field for e in state.errors]},
             status_code=400,
         )
-    return _form_page(request, view, state, status=400, base=base)
+    return _form_page(request, db, view, state, status=400, base=base)
 
 
 def _base(form: Mapping[str, str], view: RequestView) -> int:
@@ -350,8 +477,14 @@ def _base(form: Mapping[str, str], view: RequestView) -> int:
         return view.revision_number
 
 
-def _clock_text(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%H:%M UTC, %d %b %Y")
+def _zone(app: AppState) -> ZoneInfo:
+    return ZoneInfo(app.settings.timezone)
+
+
+def _clock_text(app: AppState, moment: datetime) -> str:
+    """A moment as the agency reads it: in the plan's time zone (settings), not UTC."""
+    local = as_aware(moment).astimezone(_zone(app))
+    return f"{local:%H:%M} {local.tzname()}, {local.day} {local:%b %Y}"
 
 
 @router.post("/form/reopen", response_class=HTMLResponse)
@@ -377,7 +510,7 @@ def _reopen(request: Request, app: AppState) -> Response:
             view = load_request_view(db, request_id)
             state = FormState(answer=view.starting_answer())
             state.errors.append(FieldError("form", str(refused)))
-            return _form_page(request, view, state, status=409)
+            return _form_page(request, db, view, state, status=409)
         request.session[SESSION_FLASH] = "Reopened: change the answer and submit it again."
         return RedirectResponse("/form", status_code=303)
 
@@ -390,7 +523,8 @@ async def check_period(request: Request, text: str = "") -> JSONResponse:
     text = text[:200]
     if not text.strip():
         return JSONResponse({"ok": True, "empty": True})
-    problem = period_problem(text)
+    app = state_of(request)
+    problem = period_problem(text, app.now().date())
     if problem:
         return JSONResponse({"ok": False, "message": problem})
     period = parse_period(text.strip())

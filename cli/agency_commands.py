@@ -91,7 +91,6 @@ def add_agency_command(
         except ContactError as exc:
             session.rollback()
             fail(str(exc))
-            raise AssertionError("unreachable") from exc
         session.commit()
         above = session.get(type(agency), agency.parent_id) if agency.parent_id else None
     part = f", part of {above.acronym}" if above is not None else ""
@@ -145,7 +144,6 @@ def add_command(
         except ContactError as exc:
             session.rollback()
             fail(str(exc))
-            raise AssertionError("unreachable") from exc
         session.commit()
     role = "coordinator" if contact.is_coordinator else "contact"
     extra = " (with a notify URL)" if contact.notify_url else ""
@@ -171,10 +169,8 @@ def import_command(
         text = file.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         fail(f"{file}: not UTF-8 text; save it as UTF-8 CSV and try again")
-        raise AssertionError("unreachable") from None
     except OSError as exc:
         fail(f"{file}: cannot read it ({exc.strerror})")
-        raise AssertionError("unreachable") from exc
     engine = ready_engine()
     with Session(engine, expire_on_commit=False) as session:
         try:
@@ -182,6 +178,5 @@ def import_command(
         except ContactError as exc:
             session.rollback()
             fail(f"{file}: {exc}")
-            raise AssertionError("unreachable") from exc
         session.commit()
     console.print(f"{file}: {len(result.added)} contact(s) added, {len(result.updated)} updated")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import sys
+from typing import NoReturn
 
 import sqlalchemy as sa
 from pydantic import ValidationError
@@ -15,7 +16,7 @@ console = Console(highlight=False, soft_wrap=True)
 errors = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
-def fail(message: str, code: int = 1) -> None:
+def fail(message: str, code: int = 1) -> NoReturn:
     errors.print(f"error: {message}", markup=False)
     raise SystemExit(code)
 
@@ -29,7 +30,6 @@ def load_settings() -> Settings:
             name = ENV_PREFIX + "_".join(str(part) for part in error["loc"]).upper()
             problems.append(f"{name}: {error['msg']}")
         fail("invalid settings:\n  " + "\n  ".join(problems))
-        raise AssertionError("unreachable") from exc
 
 
 def ready_engine() -> sa.Engine:

@@ -62,7 +62,6 @@ def _clock(now: str | None, settings: Settings) -> tuple[datetime, Callable[[], 
         at = parse_instant(now, settings.timezone)
     except ValueError as exc:
         fail(f"--now: {exc}")
-        raise AssertionError("unreachable") from exc
     return at, lambda: at
 
 
@@ -103,7 +102,6 @@ def open_command(
         due = date.fromisoformat(deadline)
     except ValueError:
         fail(f"--deadline: {deadline!r} is not a date (YYYY-MM-DD)")
-        raise AssertionError("unreachable") from None
     at, clock = _clock(now, settings)
     engine = ready_engine()
     with Session(engine, expire_on_commit=False) as session:
@@ -115,7 +113,6 @@ def open_command(
         except CycleError as exc:
             session.rollback()
             fail(str(exc))
-            raise AssertionError("unreachable") from exc
         verb = "would open" if dry_run else "opened"
         console.print(
             f"{verb} the {year} cycle of {found.slug}: deadline {due.isoformat()}, "
@@ -169,7 +166,6 @@ def status_command(
             cycle = find_cycle(session, find_plan(session, plan), year)
         except CycleError as exc:
             fail(str(exc))
-            raise AssertionError("unreachable") from exc
         rows = cycle_status(session, cycle)
         table = Table(
             title=f"{year} cycle: deadline {cycle.deadline.isoformat()} ({cycle.state.value})"
@@ -217,7 +213,6 @@ def resend_command(
         except CycleError as exc:
             session.rollback()
             fail(str(exc))
-            raise AssertionError("unreachable") from exc
         session.commit()
     console.print(
         f"{done.agency.acronym}: {done.revoked} earlier link(s) revoked; "
@@ -249,9 +244,8 @@ def deadline_command(
 
     try:
         new = date.fromisoformat(deadline)
-    except ValueError as exc:
+    except ValueError:
         fail(f"DEADLINE: {deadline!r} is not a date (YYYY-MM-DD)")
-        raise AssertionError("unreachable") from exc
     settings = load_settings()
     at, clock = _clock(now, settings)
     engine = ready_engine()
@@ -271,7 +265,6 @@ def deadline_command(
         except CycleError as exc:
             session.rollback()
             fail(str(exc))
-            raise AssertionError("unreachable") from exc
         session.commit()
     if change.agency is None:
         console.print(f"The {year} deadline is now {new.isoformat()}.")

@@ -50,12 +50,10 @@ def list_command(
             lead = find_agency(session, agency) if agency else None
         except (CycleError, ContactError) as exc:
             fail(str(exc))
-            raise AssertionError("unreachable") from exc
         try:
             rows = list_milestones(session, found, agency=lead, search=search, status=status)
         except LeadError as exc:
             fail(str(exc))
-            raise AssertionError("unreachable") from exc
     if not rows:
         console.print("no milestones match")
         return
@@ -95,7 +93,6 @@ def lead_command(
         except (LeadError, ContactError) as exc:
             session.rollback()
             fail(str(exc))
-            raise AssertionError("unreachable") from exc
         session.commit()
     was = change.previous.acronym if change.previous is not None else "nobody"
     console.print(Text(f"milestone {number}: {change.lead.acronym} leads it now (was {was})"))

@@ -33,7 +33,6 @@ def read_report_file(path: Path) -> str:
         data = path.read_bytes()
     except OSError as exc:
         fail(f"{path}: cannot read it ({exc.strerror})")
-        raise AssertionError("unreachable") from exc
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -42,7 +41,6 @@ def read_report_file(path: Path) -> str:
             f"{path}: line {line}: not UTF-8 text (byte 0x{data[exc.start]:02x}); "
             "save it as UTF-8 and try again"
         )
-        raise AssertionError("unreachable") from exc
     if not text.strip():
         fail(f"{path}: the file is empty")
     return text
@@ -85,7 +83,6 @@ def import_command(
         except ImportFormatError as exc:
             session.rollback()
             fail(f"{path}: {exc}")
-            raise AssertionError("unreachable") from exc
     if as_json:
         print(json.dumps(summary.counts()))
         return
@@ -118,7 +115,6 @@ def compile_command(
             doc = build_document(session, plan_row.id, year)
         except (CycleError, ReportNotFound) as exc:
             fail(str(exc))
-            raise AssertionError("unreachable") from exc
     data = render(doc, fmt)
     if str(output) == "-":
         if fmt in (Format.DOCX,):

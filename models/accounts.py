@@ -8,6 +8,7 @@ An unknown email costs the same argon2 verification as a known one (no account o
 from __future__ import annotations
 
 import functools
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -95,6 +96,13 @@ def add_account(
     session.flush()
     audit.record(session, actor=actor, action=action, at=now, subject=f"account:{address}")
     return account
+
+
+def session_key(account: Account) -> str:
+    """What a signed-in session keeps of its account's password: a digest of the stored
+    hash, so setting a new password (``coordinator add`` again) ends every session signed in
+    with the old one. The session cookie is signed, not encrypted: it holds no hash itself."""
+    return hashlib.sha256(f"session:{account.password_hash}".encode()).hexdigest()[:32]
 
 
 @dataclass(frozen=True)

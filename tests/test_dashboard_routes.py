@@ -225,6 +225,21 @@ def test_the_session_expires(
     assert response.headers["location"] == "/dashboard/signin"
 
 
+def test_setting_a_new_password_ends_the_sessions_signed_in_with_the_old_one(
+    session: Session, c: Cycle2022, make_client: ClientFactory
+) -> None:
+    client, _csrf = signed_in(make_client)
+    add_account(session, EMAIL, "a brand new passphrase", START)  # coordinator add, again
+    session.commit()
+
+    response = client.get(f"/dashboard/cycles/{c.cycle.id}", follow_redirects=False)
+
+    assert response.headers["location"] == "/dashboard/signin"
+    assert sign_in(client).status_code == 401, "the old password no longer works"
+    assert sign_in(client, password="a brand new passphrase").status_code == 303
+    assert client.get(f"/dashboard/cycles/{c.cycle.id}").status_code == 200
+
+
 def test_every_dashboard_post_needs_the_csrf_token(
     session: Session, c: Cycle2022, make_client: ClientFactory
 ) -> None:

@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
 import secrets
 from collections.abc import Callable, Iterable
@@ -46,6 +47,7 @@ log = logging.getLogger(__name__)
 
 SESSION_ACCOUNT = "dash_account"
 SESSION_SINCE = "dash_since"
+SESSION_KEY = "dash_key"
 SESSION_FLASH = "dash_flash"
 SIGNIN_ATTEMPTS = 10
 SIGNIN_WINDOW_SECONDS = 300.0
@@ -132,11 +134,21 @@ def _signed_in(request: Request, db: Session) -> Account | None:
     if age > timedelta(seconds=app.options.session_max_age_seconds) or age < -timedelta(minutes=5):
         _sign_out(request)
         return None
-    return db.get(Account, account_id)
+    account = db.get(Account, account_id)
+    key = request.session.get(SESSION_KEY)
+    if (
+        account is None
+        or not isinstance(key, str)
+        or not hmac.compare_digest(key, accounts.session_key(account))
+    ):
+        # The account is gone or its password was set again since this sign-in.
+        _sign_out(request)
+        return None
+    return account
 
 
 def _sign_out(request: Request) -> None:
-    for key in (SESSION_ACCOUNT, SESSION_SINCE):
+    for key in (SESSION_ACCOUNT, SESSION_SINCE, SESSION_KEY):
         request.session.pop(key, None)
 
 
@@ -260,6 +272,7 @@ def signin(
         request.session[CSRF_SESSION_KEY] = secrets.token_urlsafe(32)
         request.session[SESSION_ACCOUNT] = result.account.id
         request.session[SESSION_SINCE] = app.now().isoformat()
+        request.session[SESSION_KEY] = accounts.session_key(result.account)
     return _redirect("/dashboard")
 
 

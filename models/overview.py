@@ -69,6 +69,8 @@ class AgencyRow:
     messages: list[MessageCount]
     milestones_due: int
     slipped: int
+    # The milestones it leads: completed, on track, delayed, slipped (STATUS_KEYS).
+    milestone_counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STATUS_KEYS, 0))
 
     @property
     def answered(self) -> bool:
@@ -113,6 +115,34 @@ class Overview:
         return self.versions[-1] if self.versions else None
 
 
+def _status_key(status: MilestoneStatus, has_slipped: bool) -> str | None:
+    """The overview's status of a milestone: None for one no longer planned."""
+    if status is MilestoneStatus.COMPLETED:
+        return "completed"
+    if status is MilestoneStatus.DROPPED:
+        return None
+    if has_slipped:
+        return "slipped"
+    if status is MilestoneStatus.DELAYED:
+        return "delayed"
+    return "on_track"
+
+
+def milestones_by_lead(session: Session, plan_id: int) -> dict[int, dict[str, int]]:
+    """Per lead agency: its milestones completed, on track, delayed and slipped (one query)."""
+    slipped = col(Milestone.slipped_on).is_not(None)
+    counts: dict[int, dict[str, int]] = defaultdict(lambda: dict.fromkeys(STATUS_KEYS, 0))
+    for lead, status, has_slipped, count in session.execute(
+        sa.select(col(Milestone.lead_agency_id), col(Milestone.status), slipped, sa.func.count())
+        .where(col(Milestone.plan_id) == plan_id, col(Milestone.lead_agency_id).is_not(None))
+        .group_by(col(Milestone.lead_agency_id), col(Milestone.status), slipped)
+    ).all():
+        key = _status_key(MilestoneStatus(status), bool(has_slipped))
+        if key is not None:
+            counts[lead][key] += count
+    return counts
+
+
 def milestone_stats(session: Session, plan_id: int) -> list[ObjectiveStats]:
     """Per objective (in the plan's order): milestones completed, on track, delayed and
     slipped (open with its period ended), and how many were dropped."""
@@ -133,17 +163,11 @@ def milestone_stats(session: Session, plan_id: int) -> list[ObjectiveStats]:
         entry = stats.get(objective_id)
         if entry is None:
             continue
-        status = MilestoneStatus(status)
-        if status is MilestoneStatus.COMPLETED:
-            entry.counts["completed"] += count
-        elif status is MilestoneStatus.DROPPED:
+        key = _status_key(MilestoneStatus(status), bool(has_slipped))
+        if key is None:
             entry.dropped += count
-        elif has_slipped:
-            entry.counts["slipped"] += count
-        elif status is MilestoneStatus.DELAYED:
-            entry.counts["delayed"] += count
         else:
-            entry.counts["on_track"] += count
+            entry.counts[key] += count
     return list(stats.values())
 
 
@@ -163,6 +187,7 @@ def overview(session: Session, cycle: Cycle) -> Overview:
         .order_by(col(Notification.kind), col(Notification.state))
     ).all():
         messages[agency_id].append(MessageCount(kind, str(getattr(state, "value", state)), count))
+    by_lead = milestones_by_lead(session, plan.id)
     agencies = [
         AgencyRow(
             request_id=row.request.id or 0,
@@ -178,6 +203,7 @@ def overview(session: Session, cycle: Cycle) -> Overview:
             messages=messages.get(row.agency.id or 0, []),
             milestones_due=row.milestones_due,
             slipped=row.slipped,
+            milestone_counts=by_lead.get(row.agency.id or 0, dict.fromkeys(STATUS_KEYS, 0)),
         )
         for row in cycle_status(session, cycle)
     ]

@@ -156,6 +156,12 @@ def test_a_coordinator_reviews_asks_for_a_change_approves_and_publishes(
 
     page.get_by_role("link", name="Overview").click()
     page.screenshot(path=str(ARTIFACTS / "dashboard-overview.png"), full_page=True)
+    # On a phone the wide tables scroll inside their box; the page itself keeps its width.
+    page.set_viewport_size({"width": 390, "height": 844})
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    expect(page.locator("#agency-NZP")).to_contain_text("on track")
+    page.screenshot(path=str(ARTIFACTS / "dashboard-overview-narrow.png"), full_page=True)
+    page.set_viewport_size({"width": 1280, "height": 900})
     row = page.locator("#agency-NZP")
     row.get_by_text("Ask NZP for changes").click()
     row.get_by_label("What should NZP change?").fill(COMMENT)

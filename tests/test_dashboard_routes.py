@@ -553,3 +553,47 @@ def test_the_overview_says_when_an_answer_came_after_the_last_compile(
     client.post(f"/dashboard/cycles/{c.cycle.id}/compile", data={"csrf": csrf})
     html = client.get(f"/dashboard/cycles/{c.cycle.id}").text
     assert "Approve version 2" in html and 'id="stale"' not in html
+    # Each version links to what changed since the one before.
+    assert f'href="/dashboard/cycles/{c.cycle.id}/redline?from=1&amp;to=2">since version 1' in html
+    assert (
+        f'href="/dashboard/cycles/{c.cycle.id}/redline?from=last&amp;to=1">since last year' in html
+    )
+
+
+def test_the_overview_counts_each_agencys_milestones_by_status(
+    session: Session, c: Cycle2022, make_client: ClientFactory
+) -> None:
+    from models.tables import Milestone
+
+    bill = c.milestone("Migrant worker protection bill")  # MBIE's, "Quarter 2 2022"
+    bill.slipped_on = START.date()
+    session.add(bill)
+    session.commit()
+    led = session.exec(
+        select(Milestone).where(Milestone.lead_agency_id == c.agencies["MBIE"].id)
+    ).all()
+    expected = {
+        "completed": sum(m.status.value == "completed" for m in led),
+        "on_track": sum(
+            m.status.value in ("planned", "on_track") and not m.slipped_on for m in led
+        ),
+        "delayed": sum(m.status.value == "delayed" and not m.slipped_on for m in led),
+        "slipped": sum(
+            m.status.value not in ("completed", "dropped") and bool(m.slipped_on) for m in led
+        ),
+    }
+    assert expected["slipped"] >= 1 and sum(expected.values()) == len(led)
+    client, _csrf = signed_in(make_client)
+
+    html = client.get(f"/dashboard/cycles/{c.cycle.id}").text
+
+    row = html[html.index('id="agency-MBIE"') :]
+    cell = row[
+        row.index('<td class="milestone-counts">') : row.index(
+            "</td>", row.index("milestone-counts")
+        )
+    ]
+    assert f'<span class="status-on_track">{expected["on_track"]} on track</span>' in cell
+    assert f'<span class="status-delayed">{expected["delayed"]} delayed</span>' in cell
+    assert f'<span class="status-completed">{expected["completed"]} completed</span>' in cell
+    assert f'<span class="status-slipped warn">{expected["slipped"]} slipped</span>' in cell

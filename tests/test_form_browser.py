@@ -295,3 +295,141 @@ def test_javascript_removes_rows_and_autosaves(live_server: LiveServer, browser:
         ).all()
     assert len(saved) >= 2 and {r.kind for r in saved} == {RevisionKind.DRAFT}
     assert [a["text"] for a in saved[-1].content["achievements"]] == ["Keep this one"]
+
+
+def continue_in(page: object, server: LiveServer, email: str = "kahu@mbie.test") -> None:
+    from playwright.sync_api import Page
+
+    assert isinstance(page, Page)
+    page.goto(the_link(server))
+    page.get_by_label("Your email address").fill(email)
+    page.get_by_role("button", name="Continue").click()
+    page.wait_for_url(f"{server.base_url}/form")
+
+
+def test_the_form_keeps_a_busy_reader_oriented_in_chromium(
+    live_server: LiveServer, browser: object
+) -> None:
+    from playwright.sync_api import Browser, Dialog, expect
+
+    assert isinstance(browser, Browser)
+    scenario = live_server.scenario
+    done, late = scenario.milestone_ids
+    context = browser.new_context(viewport={"width": 1280, "height": 720})
+    page = context.new_page()
+    continue_in(page, live_server)
+    panel = page.locator("#status-panel")
+    expect(panel).to_contain_text("Milestones answered: 0 of 2")
+    expect(panel).to_contain_text("Aroha Coordinator")
+    expect(page.locator(".lede")).to_contain_text("Thursday 31 March 2022")
+
+    # The count follows the choices as they are made, before any save.
+    page.locator(f"#m-{done}-progress-on_track").click()
+    expect(panel).to_contain_text("Milestones answered: 1 of 2")
+
+    # Keyboard only, through the whole form: the sticky Save/Submit bar never covers the
+    # field that has focus.
+    covered = []
+    for _ in range(60):
+        page.keyboard.press("Tab")
+        hidden = page.evaluate(
+            """() => {
+              const el = document.activeElement, bar = document.querySelector('.actions-bar');
+              if (!el || el === document.body || bar.contains(el)) return null;
+              const over = el.getBoundingClientRect().bottom - bar.getBoundingClientRect().top;
+              return over > 1 ? el.id || el.tagName : null;
+            }"""
+        )
+        if hidden:
+            covered.append(hidden)
+    assert covered == []
+    # Nor one that was half under the bar already (the browser does not scroll for those).
+    objective = scenario.objective_id
+    half_hidden = page.evaluate(
+        """(objective) => {
+          const bar = document.querySelector('.actions-bar');
+          const box = document.getElementById(`a-${objective}-0-text`);
+          document.getElementById(`a-${objective}-0-link_title`).focus({preventScroll: true});
+          const top = box.getBoundingClientRect().top;
+          window.scrollBy(0, top - bar.getBoundingClientRect().top + 20);
+          return box.getBoundingClientRect().bottom > bar.getBoundingClientRect().top;
+        }""",
+        objective,
+    )
+    assert half_hidden
+    page.keyboard.press("Shift+Tab")
+    expect(page.locator(f"#a-{objective}-0-text")).to_be_focused()
+    assert page.evaluate(
+        """() => document.activeElement.getBoundingClientRect().bottom
+                 <= document.querySelector('.actions-bar').getBoundingClientRect().top"""
+    )
+
+    # Leaving with changes not yet saved asks first; after a save it does not.
+    dialogs: list[str] = []
+
+    def on_dialog(dialog: Dialog) -> None:
+        dialogs.append(dialog.type)
+        dialog.dismiss()
+
+    page.on("dialog", on_dialog)
+    page.locator(f"#m-{late}-progress-delayed").click()
+    page.locator(f"#m-{late}-new_period").click()
+    page.keyboard.type("Quarter 3 2022")
+    page.close(run_before_unload=True)
+    expect(page.locator(f"#m-{late}-new_period")).to_have_value("Quarter 3 2022")
+    assert dialogs == ["beforeunload"]
+    page.locator(".actions-bar").get_by_role("button", name="Save draft").click()
+    # The app's clock is 22:00 UTC on 14 February 2022 (and a few seconds): Wellington time.
+    expect(page.get_by_role("status")).to_contain_text(
+        re.compile(r"Draft saved at 11:0[0-9] NZDT, 15 Feb 2022")
+    )
+    expect(panel).to_contain_text("Milestones answered: 2 of 2")
+    page.screenshot(path=str(ARTIFACTS / "agency-form-desktop.png"))
+    page.close(run_before_unload=True)
+    assert dialogs == ["beforeunload"]
+    context.close()
+
+
+@pytest.mark.parametrize("live_server", [1], indirect=True)
+def test_submit_pressed_during_an_autosave_waits_for_it(
+    live_server: LiveServer, browser: object
+) -> None:
+    """Submit pressed while an autosave is on its way was posted on the revision before it,
+    and came back as a conflict with oneself ("someone else saved")."""
+    from playwright.sync_api import APIResponse, Browser, Route, expect
+
+    assert isinstance(browser, Browser)
+    scenario = live_server.scenario
+    done, late = scenario.milestone_ids
+    context = browser.new_context()
+    page = context.new_page()
+    continue_in(page, live_server)
+    held: list[tuple[Route, APIResponse]] = []
+
+    def hold_autosave(route: Route) -> None:
+        if route.request.headers.get("x-autosave") != "1" or held:
+            route.continue_()
+            return
+        # The save reaches the server (revision 1 is written); its answer is held back.
+        held.append((route, route.fetch()))
+
+    page.route("**/form", hold_autosave)
+    page.locator(f"#m-{done}-progress-on_track").click()
+    page.locator(f"#m-{late}-progress-on_track").click()
+    deadline = time.monotonic() + 20
+    while not held:
+        assert time.monotonic() < deadline, "no autosave was sent"
+        page.wait_for_timeout(100)
+    page.locator(".actions-bar").get_by_role("button", name="Submit").click()
+    expect(page.locator("#autosave-status")).to_have_text("Saving…")
+    route, response = held[0]
+    route.fulfill(response=response)
+    expect(page.get_by_role("status")).to_contain_text("Submitted (revision 2)")
+    context.close()
+    with Session(live_server.engine) as session:
+        saved = session.exec(
+            select(SubmissionRevision.number, SubmissionRevision.kind)
+            .where(SubmissionRevision.update_request_id == scenario.request_id)
+            .order_by(col(SubmissionRevision.number))
+        ).all()
+    assert list(saved) == [(1, RevisionKind.DRAFT), (2, RevisionKind.SUBMITTED)]

@@ -21,8 +21,21 @@
   }
   form.querySelectorAll("[data-milestone]").forEach(function (box) {
     syncMilestone(box);
-    box.addEventListener("change", function () { syncMilestone(box); });
+    box.addEventListener("change", function () { syncMilestone(box); countAnswered(); });
   });
+
+  // Keep "Milestones answered: n of m" (overall and per objective) up to date as choices
+  // are made, so a busy reader sees what is left without scrolling the whole page.
+  function countAnswered() {
+    var total = 0;
+    form.querySelectorAll("[data-objective]").forEach(function (section) {
+      var n = section.querySelectorAll("[data-milestone] input[type=radio]:checked").length;
+      total += n;
+      var out = document.querySelector("[data-objective-count='" + section.getAttribute("data-objective") + "']");
+      if (out) { out.textContent = String(n); }
+    });
+    document.querySelectorAll("[data-answered-count]").forEach(function (out) { out.textContent = String(total); });
+  }
 
   // Live period checking, with the same parser the server uses.
   var timers = new WeakMap();
@@ -105,11 +118,32 @@
   // Autosave a draft every few seconds while something changed.
   var seconds = parseInt(form.getAttribute("data-autosave") || "0", 10);
   var status = document.getElementById("autosave-status");
-  var dirty = false;
+  var dirty = false;  // changed since the last autosave began
+  // changed since the last save that succeeded: true from the start on a page that came
+  // back with the answer unsaved (refused, or a conflict to merge by hand)
+  var unsaved = document.querySelector("[data-unsaved], .conflict") !== null;
   var saving = false;
-  form.addEventListener("input", function () { dirty = true; });
-  form.addEventListener("change", function () { dirty = true; });
-  form.addEventListener("submit", function () { dirty = false; seconds = 0; });
+  var waitingSubmit = null;  // a button pressed while an autosave was on its way
+  var leaving = false;
+  form.addEventListener("input", function () { dirty = true; unsaved = true; });
+  form.addEventListener("change", function () { dirty = true; unsaved = true; });
+  form.addEventListener("submit", function (event) {
+    if (saving) {
+      // Posting now would be based on the revision before the autosave on its way, and
+      // come back as a conflict with oneself: send it once the autosave has answered.
+      event.preventDefault();
+      waitingSubmit = event.submitter || form.querySelector("button[name=action][value=save]");
+      if (status) { status.textContent = "Saving…"; }
+      return;
+    }
+    dirty = false; seconds = 0; leaving = true;
+  });
+  window.addEventListener("beforeunload", function (event) {
+    if (unsaved && !leaving) {
+      event.preventDefault();
+      event.returnValue = "";
+    }
+  });
   function autosave() {
     if (!dirty || saving || !seconds) { return; }
     saving = true;
@@ -121,6 +155,7 @@
       .then(function (result) {
         if (result.body.ok) {
           form.querySelector("input[name=base]").value = String(result.body.revision);
+          if (!dirty) { unsaved = false; }
           if (status) { status.textContent = "Draft saved automatically at " + result.body.at + "."; }
         } else if (result.body.reason === "conflict") {
           seconds = 0;
@@ -128,15 +163,38 @@
         } else if (result.body.reason === "invalid") {
           dirty = true;
           if (status) { status.textContent = "Not saved automatically: some fields need attention. Choose Save draft to see which."; }
+        } else if (result.body.reason === "session") {
+          seconds = 0;
+          if (status) { status.textContent = "Your session has ended, so changes are not being saved. Choose Save draft to see what you typed, then open the link from your email again."; }
         } else {
           seconds = 0;
           if (status) { status.textContent = "Not saved automatically. Choose Save draft."; }
         }
       })
-      .catch(function () { dirty = true; })
-      .then(function () { saving = false; });
+      .catch(function () {
+        dirty = true;
+        if (status) { status.textContent = "Not saved automatically (no connection?). It will be tried again."; }
+      })
+      .then(function () {
+        saving = false;
+        if (waitingSubmit !== null) {
+          var button = waitingSubmit;
+          waitingSubmit = null;
+          form.requestSubmit(button);
+        }
+      });
   }
   if (seconds > 0) { setInterval(autosave, seconds * 1000); }
+
+  // The sticky Save/Submit bar must not hide the field that has focus (WCAG 2.4.11): the
+  // browser scrolls a focused field into view only when it is wholly out of view, so one
+  // half under the bar stays there.
+  var bar = form.querySelector(".actions-bar");
+  form.addEventListener("focusin", function (event) {
+    if (!bar || bar.contains(event.target) || getComputedStyle(bar).position !== "sticky") { return; }
+    var hidden = event.target.getBoundingClientRect().bottom - bar.getBoundingClientRect().top;
+    if (hidden > 0) { window.scrollBy(0, hidden + 16); }
+  });
 
   // Put the cursor where the reader needs it: the error summary, or a row just added.
   var summary = document.getElementById("error-summary");

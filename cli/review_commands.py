@@ -233,7 +233,7 @@ def audit_command(
     """Show YEAR's audit log: every state change, who and when."""
     import json
 
-    from models.publishing import audit_events, export_audit
+    from models.publishing import agencies_by_id, cycle_log, export_audit
 
     engine = ready_engine()
     with Session(engine) as session:
@@ -242,10 +242,14 @@ def audit_command(
             sys.stdout.write(export_audit(session, cycle))
             return
         console.print(f"{year} cycle: audit log (times in UTC)")
-        for event in audit_events(session, cycle):
+        events = cycle_log(session, cycle)
+        agencies = agencies_by_id(session, {e.agency_id for e in events if e.agency_id})
+        for event in events:
             detail = json.dumps(event.detail, ensure_ascii=False, sort_keys=True)
+            agency = agencies.get(event.agency_id or 0)
             console.print(
                 f"{event.at:%Y-%m-%d %H:%M}  {event.action:<26} {event.actor}"
+                + (f"  {agency.acronym}" if agency else "")
                 + (f"  {event.subject}" if event.subject else "")
                 + (f"  {detail}" if event.detail else ""),
                 markup=False,

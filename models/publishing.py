@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import heapq
 import io
 import json
 import os
@@ -34,6 +35,7 @@ from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session, col, select
 
 from models import audit, drafts
+from models.clock import as_aware
 from models.document import ReportDocument
 from models.notifications import (
     Claim,
@@ -51,6 +53,7 @@ from models.tables import (
     Contact,
     Cycle,
     CycleState,
+    DeliveryState,
     Notification,
     Plan,
     ReportVersion,
@@ -609,6 +612,26 @@ AUDIT_COLUMNS = ("at", "actor", "action", "agency", "subject", "detail")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
+@dataclass(frozen=True)
+class LogRow:
+    """One line of a cycle's audit log: an audit event, or a message the delivery sent or
+    gave up on (reminders and escalations are messages, not events, until they go out)."""
+
+    at: datetime
+    actor: str
+    action: str
+    agency_id: int | None
+    subject: str | None
+    detail: dict[str, Any]
+
+
+# Messages listed in the log as what they did to a request (the update request itself is
+# logged as ``request.sent`` when it goes out; requests for changes and publication by the
+# coordinator's own event).
+MESSAGE_ACTIONS = {"reminder": "request.reminded", "escalation": "request.escalated"}
+MESSAGE_FAILED = "message.failed"
+
+
 def audit_events(session: Session, cycle: Cycle, *, limit: int | None = None) -> list[AuditEvent]:
     query = select(AuditEvent).where(AuditEvent.cycle_id == cycle.id).order_by(col(AuditEvent.id))
     if limit is not None:
@@ -622,6 +645,83 @@ def audit_events(session: Session, cycle: Cycle, *, limit: int | None = None) ->
     return list(session.exec(query))
 
 
+def _message_rows(session: Session, cycle: Cycle, limit: int | None) -> list[LogRow]:
+    sent = sa.and_(
+        col(Notification.kind).in_(tuple(MESSAGE_ACTIONS)),
+        col(Notification.state) == DeliveryState.SENT,
+        col(Notification.sent_at).is_not(None),
+    )
+    failed = col(Notification.state) == DeliveryState.FAILED
+    at = sa.func.coalesce(
+        col(Notification.sent_at), col(Notification.claimed_at), col(Notification.created_at)
+    )
+    query = (
+        select(Notification)
+        .where(col(Notification.cycle_id) == cycle.id, sa.or_(sent, failed))
+        .order_by(at.desc(), col(Notification.id).desc())
+    )
+    if limit is not None:
+        query = query.limit(limit)
+    rows = []
+    for message in session.exec(query):
+        request_id = (message.context or {}).get("update_request_id")
+        failed_here = message.state is DeliveryState.FAILED
+        rows.append(
+            LogRow(
+                at=as_aware(message.sent_at or message.claimed_at or message.created_at),
+                actor="delivery",
+                action=MESSAGE_FAILED if failed_here else MESSAGE_ACTIONS[message.kind],
+                agency_id=message.agency_id,
+                subject=f"update_request:{request_id}"
+                if request_id
+                else f"notification:{message.id}",
+                detail={
+                    "kind": message.kind,
+                    "to": message.recipient,
+                    "notification_id": message.id,
+                    **({"error": message.last_error or ""} if failed_here else {}),
+                },
+            )
+        )
+    return rows
+
+
+def cycle_log(session: Session, cycle: Cycle, *, limit: int | None = None) -> list[LogRow]:
+    """Every state change of the cycle, oldest first: its audit events with the reminders
+    and escalations sent and the messages that failed; ``limit``: only the latest."""
+    events = [
+        LogRow(as_aware(e.at), e.actor, e.action, e.agency_id, e.subject, e.detail or {})
+        for e in audit_events(session, cycle, limit=limit)
+    ]
+    messages = list(reversed(_message_rows(session, cycle, limit)))
+    # Each list keeps its own order (events by id); the two are merged by time.
+    rows = list(heapq.merge(events, messages, key=lambda row: row.at))
+    return rows[-limit:] if limit is not None else rows
+
+
+def cycle_log_size(session: Session, cycle: Cycle) -> int:
+    """How many lines the cycle's whole log has (two counts)."""
+    events = session.exec(
+        select(sa.func.count()).select_from(AuditEvent).where(AuditEvent.cycle_id == cycle.id)
+    ).one()
+    messages = session.exec(
+        select(sa.func.count())
+        .select_from(Notification)
+        .where(
+            col(Notification.cycle_id) == cycle.id,
+            sa.or_(
+                sa.and_(
+                    col(Notification.kind).in_(tuple(MESSAGE_ACTIONS)),
+                    col(Notification.state) == DeliveryState.SENT,
+                    col(Notification.sent_at).is_not(None),
+                ),
+                col(Notification.state) == DeliveryState.FAILED,
+            ),
+        )
+    ).one()
+    return int(events) + int(messages)
+
+
 def _cell(value: str) -> str:
     # A spreadsheet runs a cell starting with these as a formula; people typed these texts.
     return f"'{value}" if value.startswith(_FORMULA_START) else value
@@ -633,7 +733,7 @@ def export_audit(session: Session, cycle: Cycle) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(AUDIT_COLUMNS)
-    for row in audit_events(session, cycle):
+    for row in cycle_log(session, cycle):
         writer.writerow(
             [
                 row.at.isoformat(),

@@ -433,6 +433,8 @@ def test_the_audit_log_page_and_csv(
     rows = list(csv.reader(io.StringIO(exported.text)))
     assert rows[0] == ["at", "actor", "action", "agency", "subject", "detail"]
     assert any(row[2] == "request.submitted" and row[3] == "MBIE" for row in rows)
+    # The page names each line's agency.
+    assert re.search(r"<td>request\.submitted</td><td>MBIE</td>", page.text)
 
 
 def test_a_get_never_changes_anything(

@@ -21,6 +21,7 @@ from models.tables import (
     AccessToken,
     AuditEvent,
     CycleState,
+    DeliveryState,
     Notification,
     ReportVersion,
     RequestState,
@@ -330,6 +331,54 @@ def test_the_audit_log_exports_every_state_change_as_csv(
     assert actions.index("cycle.opened") < actions.index("report.published")
     changes = next(row for row in rows if row[2] == "request.changes_requested")
     assert changes[3] == "MBIE" and "Please check." in changes[5]
+
+
+def test_the_audit_log_lists_the_reminders_and_escalations_sent_and_failed_messages(
+    session: Session, c: Cycle2022
+) -> None:
+    # What delivery leaves behind: a reminder sent to NZP, an escalation that failed.
+    nzp = c.requests["NZP"]
+    sent_at = ANSWERED - timedelta(days=20)
+    for key, kind, state, at, error in (
+        ("r1", "reminder", DeliveryState.SENT, sent_at, None),
+        ("e1", "escalation", DeliveryState.FAILED, sent_at + timedelta(days=7), "550 no such user"),
+        ("r2", "reminder", DeliveryState.PENDING, sent_at, None),  # not sent: not a change
+    ):
+        session.add(
+            Notification(
+                idempotency_key=f"test:{key}",
+                kind=kind,
+                cycle_id=c.cycle.id,
+                agency_id=nzp.agency_id,
+                recipient="contact@nzp.govt.nz",
+                context={"update_request_id": nzp.id},
+                state=state,
+                created_at=at,
+                claimed_at=at if state is not DeliveryState.PENDING else None,
+                sent_at=at if state is DeliveryState.SENT else None,
+                last_error=error,
+            )
+        )
+    answer_mbie(session, c)
+    session.flush()
+
+    log = publishing.cycle_log(session, c.cycle)
+    actions = [(row.action, row.at) for row in log]
+    assert actions == sorted(actions, key=lambda pair: pair[1]), "oldest first"
+    reminded = [row for row in log if row.action == "request.reminded"]
+    assert [(r.actor, r.subject, r.detail["to"]) for r in reminded] == [
+        ("delivery", f"update_request:{nzp.id}", "contact@nzp.govt.nz")
+    ]
+    [failed] = [row for row in log if row.action == "message.failed"]
+    assert failed.detail["kind"] == "escalation" and failed.detail["error"] == "550 no such user"
+    assert [row.action for row in publishing.cycle_log(session, c.cycle, limit=2)] == [
+        row.action for row in log[-2:]
+    ]
+    assert publishing.cycle_log_size(session, c.cycle) == len(log)
+
+    rows = list(csv.reader(io.StringIO(publishing.export_audit(session, c.cycle))))
+    assert ["request.reminded", "NZP"] in [row[2:4] for row in rows]
+    assert ["message.failed", "NZP"] in [row[2:4] for row in rows]
 
 
 def test_compile_due_cycles_runs_once_per_trigger(session: Session, c: Cycle2022) -> None:

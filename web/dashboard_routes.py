@@ -694,12 +694,26 @@ def publish(
 # --- audit log --------------------------------------------------------------------------------
 
 
+AUDIT_PAGE_LINES = 500
+
+
 @router.get("/dashboard/cycles/{cycle_id}/audit", response_class=HTMLResponse)
 def audit_page(request: Request, cycle_id: int) -> Response:
     def work(app: AppState, db: Session, account: Account) -> Response:
         cycle, _plan = _cycle(db, cycle_id)
-        events = publishing.audit_events(db, cycle, limit=500)
-        return page(request, "audit.html", cycle=cycle, events=events, coordinator=account.email)
+        events = publishing.cycle_log(db, cycle, limit=AUDIT_PAGE_LINES)
+        agencies = publishing.agencies_by_id(
+            db, {e.agency_id for e in events if e.agency_id is not None}
+        )
+        return page(
+            request,
+            "audit.html",
+            cycle=cycle,
+            events=events,
+            total=publishing.cycle_log_size(db, cycle),
+            acronyms={agency_id: a.acronym for agency_id, a in agencies.items()},
+            coordinator=account.email,
+        )
 
     return _guarded(request, work, post=False)
 

@@ -24,6 +24,12 @@ from typing import Any
 from config.settings import Settings
 
 SEND_TASK = "reportcycle.send_notification"
+# The sweep's messages go out in batches: one task, one database connection and one SMTP
+# connection for several messages (a task per message costs about as much as its message).
+SEND_BATCH_TASK = "reportcycle.send_notifications"
+# Small enough that the workers share a sweep's messages and that a batch ends well inside
+# its time limit; large enough that the task's own cost is spread thin.
+SEND_BATCH_SIZE = 25
 SWEEP_TASK = "reportcycle.sweep"
 COMPILE_DUE_TASK = "reportcycle.compile_due"
 
@@ -32,6 +38,12 @@ def soft_time_limit(settings: Settings) -> int:
     """A little before the hard limit, so a slow send can give up cleanly."""
     hard = settings.task_time_limit_seconds
     return max(1, hard - max(2, hard // 10))
+
+
+def batch_time_budget(settings: Settings) -> float:
+    """Seconds a batch may spend starting messages; the rest go on in a new batch. A third of
+    the time limit: the last message started may still wait for a slow server."""
+    return settings.task_time_limit_seconds / 3
 
 
 def filesystem_broker_folders(settings: Settings) -> dict[str, Path]:

@@ -25,6 +25,7 @@ This module commits: a claim that is not committed protects nothing.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import time
@@ -34,6 +35,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Protocol, cast
 
 import sqlalchemy as sa
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
 from models.tables import Contact, DeliveryState, Notification
@@ -219,15 +221,121 @@ def attempt_delivery(
     return DeliveryOutcome(notification_id, DeliveryState.SENT, sent_now=True)
 
 
+@dataclass(frozen=True)
+class BatchResult:
+    """What ``deliver_batch`` did: an outcome per id it attempted, and what it hands back."""
+
+    outcomes: tuple[DeliveryOutcome, ...] = ()
+    # No such notification (deleted, or an id from another database).
+    unknown: tuple[int, ...] = ()
+    # The attempt raised (the database went away …): to be tried again on its own.
+    errored: tuple[int, ...] = ()
+    # Not attempted: the time budget ran out, or an attempt raised before them.
+    not_started: tuple[int, ...] = ()
+
+
+def deliver_batch(
+    session: Session,
+    ids: Sequence[int],
+    clock: Callable[[], datetime],
+    transport: Transport,
+    *,
+    policy: DeliveryPolicy | None = None,
+    time_budget: float | None = None,
+    render: Renderer | None = None,
+    after_sent: AfterSent | None = None,
+) -> BatchResult:
+    """``attempt_delivery`` for each id in turn, on one session (one connection) and one
+    transport: each message is still claimed, committed with its token, sent and recorded on
+    its own, so a batch gives no message fewer guarantees than a task per message would (a
+    batch delivered again after its worker died finds the rows it sent "sent").
+
+    ``clock`` gives each message its own instant. No message is started once ``time_budget``
+    seconds have passed (the first always is): the rest come back in ``not_started``, for the
+    caller to hand on, so a batch stays inside its task's time limit. An attempt that raises
+    is rolled back and its id returned in ``errored``, with the rest in ``not_started``: what
+    broke it (the database, most likely) would break them too, and the caller decides when to
+    try again."""
+    policy = policy or _default_policy()
+    render = render or _default_renderer()
+    after_sent = after_sent or _default_after_sent()
+    started = time.monotonic()
+    outcomes: list[DeliveryOutcome] = []
+    unknown: list[int] = []
+    for index, notification_id in enumerate(ids):
+        if index and time_budget is not None and time.monotonic() - started >= time_budget:
+            return BatchResult(tuple(outcomes), tuple(unknown), (), tuple(ids[index:]))
+        try:
+            outcome = attempt_delivery(
+                session,
+                notification_id,
+                clock(),
+                transport,
+                policy=policy,
+                render=render,
+                after_sent=after_sent,
+            )
+        except UnknownNotification:
+            unknown.append(notification_id)
+            continue
+        except Exception:
+            log.exception("notification %s: delivery attempt failed", notification_id)
+            with contextlib.suppress(Exception):
+                session.rollback()
+            return BatchResult(
+                tuple(outcomes), tuple(unknown), (notification_id,), tuple(ids[index + 1 :])
+            )
+        outcomes.append(outcome)
+    return BatchResult(tuple(outcomes), tuple(unknown))
+
+
 def _not_ours(session: Session, notification_id: int) -> DeliveryOutcome:
     """Someone else holds the row, or it is done: its state, nothing sent."""
-    state = session.exec(
-        select(Notification.state).where(Notification.id == notification_id)
-    ).first()
+    state = session.execute(_STATE, {"state_id": notification_id}).scalar_one_or_none()
     session.commit()
     if state is None:
         raise UnknownNotification(f"no notification with id {notification_id}")
     return DeliveryOutcome(notification_id, DeliveryState(state))
+
+
+_NOTIFICATION: sa.Table = Notification.__table__  # type: ignore[attr-defined]
+
+# The statements of every delivery, built once (building one costs more than running it).
+# The claim: a conditional UPDATE that returns the claimed row, loaded as the ORM would.
+_CLAIM = (
+    select(Notification)
+    .from_statement(
+        sa.update(_NOTIFICATION)
+        .where(
+            _NOTIFICATION.c.id == sa.bindparam("claim_id"),
+            sa.or_(
+                _NOTIFICATION.c.state.in_([DeliveryState.PENDING, DeliveryState.RETRYING]),
+                sa.and_(
+                    _NOTIFICATION.c.state == DeliveryState.SENDING,
+                    _NOTIFICATION.c.claimed_at < sa.bindparam("stale_before"),
+                ),
+            ),
+        )
+        .values(
+            state=DeliveryState.SENDING,
+            claimed_at=sa.bindparam("claim_at"),
+            attempts=_NOTIFICATION.c.attempts + 1,
+        )
+        # The claimed row comes back with the UPDATE: no second round trip to read it.
+        .returning(*_NOTIFICATION.c)
+    )
+    .execution_options(populate_existing=True)
+)
+# Any claim: the message went out, whoever claims the row now must not send it again.
+_MARK_SENT = (
+    sa.update(_NOTIFICATION)
+    .where(
+        _NOTIFICATION.c.id == sa.bindparam("sent_id"),
+        _NOTIFICATION.c.state == DeliveryState.SENDING,
+    )
+    .values(state=DeliveryState.SENT, sent_at=sa.bindparam("sent_now"), last_error=None)
+)
+_STATE = select(Notification.state).where(col(Notification.id) == sa.bindparam("state_id"))
 
 
 def _claim(
@@ -236,58 +344,34 @@ def _claim(
     """The row, claimed (not committed: the caller commits it with the rendered message, or
     with the failure); None when it is not ours to send. A concurrent claimant waits for
     our commit (PostgreSQL's row lock, SQLite's write lock) and then finds it claimed."""
-    state = col(Notification.state)
-    claimed_at = col(Notification.claimed_at)
-    claimed = session.exec(
-        sa.update(Notification)
-        .where(
-            col(Notification.id) == notification_id,
-            sa.or_(
-                state.in_([DeliveryState.PENDING, DeliveryState.RETRYING]),
-                sa.and_(
-                    state == DeliveryState.SENDING,
-                    claimed_at < now - policy.stale_after,
-                ),
-            ),
-        )
-        .values(
-            state=DeliveryState.SENDING,
-            claimed_at=now,
-            attempts=col(Notification.attempts) + 1,
-        )
-        # The claimed row comes back with the UPDATE: no second round trip to read it.
-        .returning(Notification)
-        .execution_options(synchronize_session=False, populate_existing=True)
-    ).first()
-    return claimed[0] if claimed is not None else None
+    return session.execute(
+        _CLAIM,
+        {"claim_id": notification_id, "claim_at": now, "stale_before": now - policy.stale_after},
+    ).scalar_one_or_none()
 
 
 def _record_sent(
     session: Session, notification: Notification, now: datetime, after_sent: AfterSent
 ) -> None:
     assert notification.id is not None
-    # Any claim: the message went out, whoever claims the row now must not send it again.
-    mark_sent = (
-        sa.update(Notification)
-        .where(
-            col(Notification.id) == notification.id,
-            col(Notification.state) == DeliveryState.SENDING,
-        )
-        .values(state=DeliveryState.SENT, sent_at=now, last_error=None)
-        .execution_options(synchronize_session=False)
-    )
+    params = {"sent_id": notification.id, "sent_now": now}
     try:
-        marked = session.exec(
-            mark_sent.returning(Notification).execution_options(populate_existing=True)
-        ).first()
-        if marked is not None:  # else a takeover of our stale claim has recorded it already
-            after_sent(session, marked[0], now)
+        marked = session.connection().execute(_MARK_SENT, params).rowcount == 1
+        if marked:  # else a takeover of our stale claim has recorded it already
+            # What the UPDATE wrote, without making the object dirty (no flush writes it).
+            for key, value in (
+                ("state", DeliveryState.SENT),
+                ("sent_at", now),
+                ("last_error", None),
+            ):
+                set_committed_value(notification, key, value)
+            after_sent(session, notification, now)
         session.commit()
     except Exception:
         # The message is out: being marked sent matters more than its side effects.
         session.rollback()
         log.exception("notification %s: after_sent failed; marked sent alone", notification.id)
-        session.exec(mark_sent)
+        session.connection().execute(_MARK_SENT, params)
         session.commit()
 
 

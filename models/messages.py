@@ -132,6 +132,8 @@ def after_sent(session: Session, notification: Notification, now: datetime) -> N
     request_id = context.get("update_request_id")
     if request_id is None or context.get("audience", "agency") != "agency":
         return
+    if request_id in _requests_not_pending(session):
+        return  # past pending when the message was rendered: nothing to mark, no query
     request = session.get(UpdateRequest, request_id)
     if request is None or request.state != RequestState.PENDING:
         return
@@ -148,7 +150,36 @@ def after_sent(session: Session, notification: Notification, now: datetime) -> N
     )
 
 
+def _requests_not_pending(session: Session) -> set[int]:
+    """Update requests this session has seen past "pending" (sent, opened …): a request never
+    goes back to pending, so a message sent for one of them has no request to mark sent.
+    Kept for the session's life (a batch of messages): the set never goes stale."""
+    seen: set[int] = session.info.setdefault("reportcycle.requests_not_pending", set())
+    return seen
+
+
 # --- the view the templates see -----------------------------------------------------------
+
+# Built once, with parameters: building a statement costs more than running it here.
+# The agency, update request, cycle (the request's when none is named) and plan of a message.
+_PRELOAD = (
+    select(UpdateRequest, Cycle, Plan, Agency)
+    .select_from(sa.select(sa.literal(1)).subquery())
+    .outerjoin(UpdateRequest, col(UpdateRequest.id) == sa.bindparam("request_id", type_=sa.Integer))
+    .outerjoin(
+        Cycle,
+        col(Cycle.id)
+        == sa.func.coalesce(sa.bindparam("cycle_id", type_=sa.Integer), UpdateRequest.cycle_id),
+    )
+    .outerjoin(Plan, col(Plan.id) == Cycle.plan_id)
+    .outerjoin(Agency, col(Agency.id) == sa.bindparam("agency_id", type_=sa.Integer))
+)
+_MILESTONES = (
+    select(Milestone, Objective, Pillar)
+    .join(Objective, col(Objective.id) == Milestone.objective_id)
+    .join(Pillar, col(Pillar.id) == Objective.pillar_id)
+    .where(col(Milestone.id).in_(sa.bindparam("milestone_ids", expanding=True)))
+)
 
 
 def long_date(day: date) -> str:
@@ -193,6 +224,8 @@ class _View:
         preloaded = self._preload(agency_id, request_id, context.get("cycle_id", self.n.cycle_id))
         agency = session.get(Agency, agency_id) if agency_id else None
         request = session.get(UpdateRequest, request_id) if request_id else None
+        if request is not None and request.id and request.state != RequestState.PENDING:
+            _requests_not_pending(session).add(request.id)
         cycle_id = context.get("cycle_id", self.n.cycle_id)
         cycle = session.get(Cycle, cycle_id) if cycle_id else None
         if cycle is None and request is not None:
@@ -207,7 +240,13 @@ class _View:
             and cycle is not None
             and cycle.state == CycleState.OPEN
         ):
-            token = issue_token(session, request, self.now, notification_id=self.n.id)
+            token = issue_token(
+                session,
+                request,
+                self.now,
+                notification_id=self.n.id,
+                first_attempt=self.n.attempts == 1,
+            )
             link = f"{self.base}/r/{token}"
         milestone_ids = [int(m) for m in context.get("milestone_ids", [])]
         slipped_ids = [int(m) for m in context.get("slipped_milestone_ids", [])]
@@ -266,12 +305,8 @@ class _View:
         if not (agency_id or request_id or cycle_id):
             return ()
         row = self.session.exec(
-            select(UpdateRequest, Cycle, Plan, Agency)
-            .select_from(sa.select(sa.literal(1)).subquery())
-            .outerjoin(UpdateRequest, col(UpdateRequest.id) == request_id)
-            .outerjoin(Cycle, col(Cycle.id) == sa.func.coalesce(cycle_id, UpdateRequest.cycle_id))
-            .outerjoin(Plan, col(Plan.id) == Cycle.plan_id)
-            .outerjoin(Agency, col(Agency.id) == agency_id)
+            _PRELOAD,
+            params={"request_id": request_id, "cycle_id": cycle_id, "agency_id": agency_id},
         ).first()
         return tuple(row) if row is not None else ()
 
@@ -291,12 +326,7 @@ class _View:
     def _groups(self, milestone_ids: list[int], *, with_lead: bool = False) -> list[dict[str, Any]]:
         if not milestone_ids:
             return []
-        rows = self.session.exec(
-            select(Milestone, Objective, Pillar)
-            .join(Objective, col(Objective.id) == Milestone.objective_id)
-            .join(Pillar, col(Pillar.id) == Objective.pillar_id)
-            .where(col(Milestone.id).in_(milestone_ids))
-        ).all()
+        rows = self.session.exec(_MILESTONES, params={"milestone_ids": milestone_ids}).all()
         if not with_lead:
             return _group(rows, self.today, None)
         leads = self._agency_names({m.lead_agency_id for m, _o, _p in rows if m.lead_agency_id})

@@ -17,6 +17,8 @@ from sqlmodel import Session, col, select
 from models.tables import AccessToken, Cycle, UpdateRequest
 
 TOKEN_BYTES = 32  # 256 bits
+# Built once: a token is issued per message sent.
+_INSERT = sa.insert(AccessToken.__table__)  # type: ignore[attr-defined]
 
 
 def hash_token(token: str) -> str:
@@ -36,17 +38,19 @@ def issue_token(
     *,
     notification_id: int | None = None,
     revoke_all: bool = False,
+    first_attempt: bool = False,
 ) -> str:
     """Add a live token for ``request`` and return it (the only time it is seen in clear).
 
     Each message carries its own link, so earlier links keep working until the cycle closes.
     A retried send of the same notification revokes the link of its failed attempt;
-    ``revoke_all`` (a coordinator's re-issue) makes every earlier link stop working."""
+    ``revoke_all`` (a coordinator's re-issue) makes every earlier link stop working.
+    ``first_attempt``: the notification's first claim, which has no earlier attempt's link to
+    revoke (a claim and its token are committed together), so no UPDATE looks for one."""
     assert request.id is not None
     # Statements, not ORM objects loaded and flushed: a token is issued per message sent.
-    # (A retried send revokes its failed attempt's link; a first one finds none.) The UPDATE
-    # is ORM-enabled, so tokens already loaded in the session see their revocation.
-    if revoke_all or notification_id is not None:
+    # The UPDATE is ORM-enabled, so tokens already loaded in the session see their revocation.
+    if revoke_all or (notification_id is not None and not first_attempt):
         live = sa.update(AccessToken).where(
             col(AccessToken.update_request_id) == request.id,
             col(AccessToken.revoked_at).is_(None),
@@ -56,12 +60,13 @@ def issue_token(
         session.execute(live.values(revoked_at=now))
     token, digest = new_token()
     session.connection().execute(
-        sa.insert(AccessToken.__table__).values(  # type: ignore[attr-defined]
-            update_request_id=request.id,
-            token_hash=digest,
-            created_at=now,
-            notification_id=notification_id,
-        )
+        _INSERT,
+        {
+            "update_request_id": request.id,
+            "token_hash": digest,
+            "created_at": now,
+            "notification_id": notification_id,
+        },
     )
     return token
 

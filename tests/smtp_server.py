@@ -79,6 +79,8 @@ class _Behaviour:
     fail_next: int = 0
     fail_reply: str = "451 4.3.0 Try again later"
     data_delay: float = 0.0
+    # The delay holds only the DATA after the first ``delay_after`` (a send mid-batch).
+    delay_after: int = 0
 
 
 class _Handler:
@@ -103,7 +105,8 @@ class _Handler:
                 behaviour.fail_next -= 1
                 self._server._failed_data += 1
                 return behaviour.fail_reply
-            delay = behaviour.data_delay
+            delayed = self._server._data_started > behaviour.delay_after
+            delay = behaviour.data_delay if delayed else 0.0
         if delay > 0:
             # Cancelled by aiosmtpd when the client goes away: nothing is recorded then.
             await asyncio.sleep(delay)
@@ -214,10 +217,12 @@ class SmtpServer:
             self._behaviour.fail_next = count
             self._behaviour.fail_reply = reply
 
-    def delay_data(self, seconds: float) -> None:
-        """Wait ``seconds`` before answering DATA (0 to stop delaying)."""
+    def delay_data(self, seconds: float, *, after: int = 0) -> None:
+        """Wait ``seconds`` before answering DATA (0 to stop delaying); with ``after``, only
+        the DATA after the first ``after`` (counted from the start, as ``data_started``)."""
         with self._lock:
             self._behaviour.data_delay = seconds
+            self._behaviour.delay_after = after
 
     def reset(self) -> None:
         with self._lock:

@@ -1215,6 +1215,17 @@ def _keep_stamps(draft: ObjectiveDraft, stored: ObjectiveDraft | None) -> None:
                 entry.updated_at = entry.updated_at or same.updated_at
 
 
+MILESTONE_TEXT = (
+    "milestones take their text and order from the plan; edit the achievements and areas for "
+    "further work"
+)
+
+
+def entry_in_draft(session: Session, cycle: Cycle, entry_id: int) -> ReportEntry:
+    """An entry of the cycle year's working draft; DraftError when it is not one."""
+    return _entry(session, cycle, entry_id).entry
+
+
 @dataclass(frozen=True)
 class EntryRef:
     entry: ReportEntry
@@ -1247,10 +1258,7 @@ def _edit(
     ref = _entry(session, cycle, entry_id)
     entry = ref.entry
     if entry.section not in TEXT_SECTIONS:
-        raise DraftError(
-            "milestones take their text and order from the plan; edit the achievements and "
-            "areas for further work"
-        )
+        raise DraftError(MILESTONE_TEXT)
     annual = annual_report(session, cycle, now)
     assert annual.id is not None
     # The draft is read once: the edited objective's is a copy, the others are the stored

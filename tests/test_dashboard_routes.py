@@ -24,8 +24,10 @@ from models.tables import (
     AuditEvent,
     CycleState,
     Notification,
+    ReportEntry,
     ReportVersion,
     RequestState,
+    Section,
     VersionState,
 )
 from tests.review_helpers import (
@@ -599,3 +601,31 @@ def test_the_overview_counts_each_agencys_milestones_by_status(
     assert f'<span class="status-delayed">{expected["delayed"]} delayed</span>' in cell
     assert f'<span class="status-completed">{expected["completed"]} completed</span>' in cell
     assert f'<span class="status-slipped warn">{expected["slipped"]} slipped</span>' in cell
+
+
+def test_the_draft_page_approves_and_offers_no_edit_of_a_milestone_line(
+    session: Session, c: Cycle2022, make_client: ClientFactory
+) -> None:
+    client, csrf = signed_in(make_client)
+    client.post(f"/dashboard/cycles/{c.cycle.id}/compile", data={"csrf": csrf})
+    html = client.get(f"/dashboard/cycles/{c.cycle.id}/draft").text
+    assert "Approve version 1</button>" in html
+
+    milestone_entry = session.exec(  # the newest: the 2022 draft's, not the 2021 report's
+        select(ReportEntry.id)
+        .where(ReportEntry.section == Section.MILESTONE)
+        .order_by(col(ReportEntry.id).desc())
+    ).first()
+    refused = client.get(f"/dashboard/cycles/{c.cycle.id}/entries/{milestone_entry}/edit")
+    assert refused.status_code == 409 and "milestones take their text" in refused.text
+    assert "<textarea" not in refused.text
+    gone = client.get(f"/dashboard/cycles/{c.cycle.id}/entries/999999/edit")
+    assert gone.status_code == 404 and "open the latest draft" in gone.text
+
+    approved = client.post(
+        f"/dashboard/cycles/{c.cycle.id}/approve",
+        data={"csrf": csrf, "version": "1"},
+        follow_redirects=False,
+    )
+    assert approved.status_code == 303
+    assert "Approve version" not in client.get(f"/dashboard/cycles/{c.cycle.id}/draft").text

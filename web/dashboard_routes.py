@@ -374,6 +374,7 @@ def draft_page(
             shown=shown,
             doc=drafts.version_document(shown),
             editable=shown.id == latest.id,
+            stale=drafts.submitted_since_compile(db, cycle),
             notes=drafts.review_notes(db, cycle),
             signoffs=_signoff_list(db, cycle),
             coordinator=account.email,
@@ -396,11 +397,17 @@ def _signoff_list(db: Session, cycle: Cycle) -> list[tuple[str, publishing.SignO
 
 
 def _entry_text(db: Session, cycle: Cycle, entry_id: int) -> str:
-    from models.tables import ReportEntry
-
-    entry = db.get(ReportEntry, entry_id)
-    if entry is None:
-        raise LookupError(f"no entry {entry_id}")
+    """The text of an entry of this cycle's draft that can be edited (the edit itself
+    refuses the others; the page should not offer them)."""
+    try:
+        entry = drafts.entry_in_draft(db, cycle, entry_id)
+    except drafts.DraftError:
+        raise LookupError(
+            f"entry {entry_id} is not in the {cycle.year} draft (it may have changed since the "
+            "page was loaded: open the latest draft)"
+        ) from None
+    if entry.section not in drafts.TEXT_SECTIONS:
+        raise drafts.DraftError(drafts.MILESTONE_TEXT)
     return entry.text or ""
 
 

@@ -48,7 +48,12 @@ from web.security import (
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 SESSION_COOKIE = "reportcycle_session"
-PLUGIN_MODULES = ("web.dashboard_routes", "web.milestone_routes", "web.agency_routes")
+PLUGIN_MODULES = (
+    "web.dashboard_routes",
+    "web.milestone_routes",
+    "web.agency_routes",
+    "web.deadline_routes",
+)
 
 log = logging.getLogger(__name__)
 

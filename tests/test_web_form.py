@@ -981,3 +981,24 @@ def test_a_save_after_the_session_ended_shows_what_was_typed(
     )
     assert forged.status_code == 401
     assert "Call this number" not in forged.text
+
+
+def test_the_examples_in_the_hints_are_periods_still_to_come(
+    session: Session, scenario: Scenario, make_client: ClientFactory
+) -> None:
+    # Examples from years already over ("Quarter 3 2023" in a 2026 cycle) invite a period
+    # that the form then refuses as ended.
+    cycle = session.get(Cycle, scenario.cycle_id)
+    assert cycle is not None
+    cycle.year = 2026
+    session.add(cycle)
+    session.commit()
+    page = continue_from_link(make_client(), scenario.token)
+    late = scenario.milestone_ids[1]
+    hint = page.split(f'id="m-{late}-new_period-hint">', 1)[1].split("</p>", 1)[0]
+    assert hint == "For example Quarter 3 2027, Q1-Q2 2028, December 2027 or 2028."
+    row_hint = page.split(f'id="n-{scenario.objective_id}-0-period-hint">', 1)[1]
+    assert row_hint.startswith("For example Quarter 2 2027.</p>")
+    done = scenario.milestone_ids[0]
+    date_hint = page.split(f'id="m-{done}-completed_on-hint">', 1)[1]
+    assert date_hint.startswith("For example 2026-06-30.</p>")

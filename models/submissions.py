@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.orm import aliased
@@ -755,18 +756,21 @@ def save_answer(
     author: str,
     now: datetime,
     view: RequestView | None = None,
+    timezone: str = "Pacific/Auckland",
 ) -> SaveResult:
     """Save ``answer`` as the next revision (in the caller's transaction; the caller commits).
 
     ``view``: the request's view if the caller has just loaded it in this session (the
     conditional update below still guards against a save or submission meanwhile).
+    ``timezone``: where the agency is; whether a period has ended is judged by its date.
     Raises InvalidAnswer (nothing written), NotEditable, or Conflict when the request's
     revision number is no longer ``base_revision``."""
     if view is None or view.request_id != request_id:
         view = load_request_view(session, request_id)
     if not view.editable:
         raise NotEditable(_not_editable_reason(view))
-    errors = validate_answer(view, answer, final=submit, today=now.date())
+    today = now.astimezone(ZoneInfo(timezone)).date()
+    errors = validate_answer(view, answer, final=submit, today=today)
     if errors:
         raise InvalidAnswer(errors)
     number = base_revision + 1

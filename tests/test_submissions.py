@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from sqlmodel import Session, col, select
@@ -175,6 +175,38 @@ def test_a_period_already_over_is_refused_for_a_delay_or_a_new_milestone(
         )
     session.rollback()
     assert revisions(session, scenario.request_id) == []
+
+
+def test_whether_a_period_has_ended_is_judged_by_the_agencys_date(
+    session: Session, scenario: Scenario
+) -> None:
+    # 31 March 2022, 12:00 UTC is already 1 April 01:00 in Wellington: Quarter 1 2022 is over
+    # there, though not yet in UTC.
+    just_after = datetime(2022, 3, 31, 12, 0, tzinfo=UTC)
+    with pytest.raises(InvalidAnswer) as raised:
+        save_answer(
+            session,
+            scenario.request_id,
+            full_answer(scenario, new_period="Quarter 1 2022"),
+            submit=False,
+            base_revision=0,
+            author=WHO,
+            now=just_after,
+        )
+    (error,) = raised.value.errors
+    assert error.message.startswith("“Quarter 1 2022” has already ended.")
+    session.rollback()
+    # Where the agency is still in March (UTC here), the quarter is under way.
+    save_answer(
+        session,
+        scenario.request_id,
+        full_answer(scenario, new_period="Quarter 1 2022"),
+        submit=False,
+        base_revision=0,
+        author=WHO,
+        now=just_after,
+        timezone="UTC",
+    )
 
 
 def test_an_invalid_answer_writes_nothing(session: Session, scenario: Scenario) -> None:

@@ -378,6 +378,7 @@ def _post_form(
                 author=who,
                 now=app.now(),
                 view=view,
+                timezone=app.settings.timezone,
             )
             db.commit()
         except InvalidAnswer as invalid:
@@ -451,6 +452,7 @@ def _draft_instead(
             author=who,
             now=app.now(),
             view=view,
+            timezone=app.settings.timezone,
         )
         db.commit()
     except (InvalidAnswer, Conflict, NotEditable):
@@ -524,7 +526,7 @@ async def check_period(request: Request, text: str = "") -> JSONResponse:
     if not text.strip():
         return JSONResponse({"ok": True, "empty": True})
     app = state_of(request)
-    problem = period_problem(text, app.now().date())
+    problem = period_problem(text, app.now().astimezone(_zone(app)).date())
     if problem:
         return JSONResponse({"ok": False, "message": problem})
     period = parse_period(text.strip())

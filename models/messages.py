@@ -220,17 +220,10 @@ class _View:
         contact = session.get(Contact, self.n.contact_id) if self.n.contact_id else None
         agency_id = context.get("agency_id", self.n.agency_id)
         request_id = context.get("update_request_id")
-        # Held while the view is built: the gets below find them in the session.
-        preloaded = self._preload(agency_id, request_id, context.get("cycle_id", self.n.cycle_id))
-        agency = session.get(Agency, agency_id) if agency_id else None
-        request = session.get(UpdateRequest, request_id) if request_id else None
+        cycle_id = context.get("cycle_id", self.n.cycle_id)
+        request, cycle, plan, agency = self._preload(agency_id, request_id, cycle_id)
         if request is not None and request.id and request.state != RequestState.PENDING:
             _requests_not_pending(session).add(request.id)
-        cycle_id = context.get("cycle_id", self.n.cycle_id)
-        cycle = session.get(Cycle, cycle_id) if cycle_id else None
-        if cycle is None and request is not None:
-            cycle = session.get(Cycle, request.cycle_id)
-        plan = session.get(Plan, cycle.plan_id) if cycle else None
         link = None
         # A link only while its cycle is open: a notice after publication carries none.
         if (
@@ -285,7 +278,6 @@ class _View:
             from models.publishing import message_view
 
             view.update(message_view(session, self.n, request, self.base))
-        del preloaded
         if self.n.kind == DELIVERY_FAILED:
             label = KIND_LABELS.get(str(context.get("failed_kind")), "message")
             view["failure"] = {
@@ -298,17 +290,23 @@ class _View:
 
     def _preload(
         self, agency_id: int | None, request_id: int | None, cycle_id: int | None
-    ) -> tuple[Any, ...]:
-        """The agency, update request, cycle (the request's when none is named) and plan in
-        one query instead of four: loaded into the session, where ``session.get`` finds them
-        as long as the caller holds what this returns."""
+    ) -> tuple[UpdateRequest | None, Cycle | None, Plan | None, Agency | None]:
+        """The update request, cycle (the request's when none is named), plan and agency in
+        one query instead of four (each None when not named or not found)."""
         if not (agency_id or request_id or cycle_id):
-            return ()
+            return None, None, None, None
         row = self.session.exec(
             _PRELOAD,
-            params={"request_id": request_id, "cycle_id": cycle_id, "agency_id": agency_id},
+            params={
+                "request_id": request_id or None,
+                "cycle_id": cycle_id or None,
+                "agency_id": agency_id or None,
+            },
         ).first()
-        return tuple(row) if row is not None else ()
+        if row is None:
+            return None, None, None, None
+        request, cycle, plan, agency = row
+        return request, cycle, plan, agency
 
     def _cycle(self, cycle: Cycle | None, request: UpdateRequest | None) -> dict[str, Any] | None:
         if cycle is None:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import copy
 import email
 import email.policy
 import functools
@@ -70,8 +71,28 @@ log = logging.getLogger(__name__)
 
 OUTBOX_SCHEMA = "outbox"
 EMAIL_SCHEMAS = ("mailto", "mailtos")
-# smtplib sends bytes as they are: the lines must already end in CRLF.
-WIRE = email.policy.compat32.clone(linesep="\r\n")
+
+
+class _WirePolicy(email.policy.Compat32):
+    """compat32 with CRLF line ends (smtplib sends bytes as they are: the lines must already
+    end in CRLF). compat32 folds every header through a ``Header`` object, a good share of
+    a message's cost; a short plain-ASCII header comes out of that as ``name: value``, so it
+    is written so directly (the same bytes)."""
+
+    def fold_binary(self, name: str, value: Any) -> bytes:
+        if (
+            isinstance(value, str)
+            and value.isascii()
+            and len(name) + len(value) <= 76  # "name: value" within 78 characters
+            and value == value.strip()
+            and not any(c in value for c in "\r\n\t")
+            and "  " not in value
+        ):
+            return f"{name}: {value}{self.linesep}".encode("ascii")
+        return super().fold_binary(name, value)
+
+
+WIRE = _WirePolicy(linesep="\r\n")
 # Quoted-printable: 7-bit safe for any server, and still readable in an .eml file.
 _BODY_CHARSET = Charset("utf-8")
 _BODY_CHARSET.body_encoding = QP
@@ -403,6 +424,7 @@ class AppriseTransport:
         domain: str,
     ) -> None:
         self._mail = parse_mail_url(mail_url) if mail_url else None
+        self._template: PreparedEmail | None = None
         self.mail_from = mail_from
         self.outbox_dir = outbox_dir
         self.domain = domain
@@ -427,7 +449,8 @@ class AppriseTransport:
         self, notification: Notification, contact: Contact, message: RenderedMessage
     ) -> None:
         address = contact.email.strip()
-        if not is_email(address):
+        parsed = is_email(address)
+        if not parsed:
             raise DeliveryError(f"not a valid email address: {address!r}", permanent=True)
         date = self._date(notification)
         if self._mail is None:
@@ -441,18 +464,14 @@ class AppriseTransport:
             )
             self._write_outbox(notification, prepared, date)
             return
-        # A copy per message, down to the containers: a service must not change the next one's.
-        options = {k: v.copy() if isinstance(v, dict | list) else v for k, v in self._mail.items()}
-        options["targets"] = [address]
-        if not options.get("from_addr"):
-            options["from_addr"] = self.mail_from
-        options["asset"] = _SEQUENTIAL
         try:
-            service = PreparedEmail(**options)
+            service = self._email_service(self._mail)
         except Exception as exc:
             raise DeliveryError(
                 f"REPORTCYCLE_MAIL_URL could not be loaded: {type(exc).__name__}", permanent=False
             ) from None
+        # The one recipient, as Apprise's email service reads a target.
+        service.targets = [(parsed["name"] or False, parsed["full_email"])]
         service.prepared = build_email(
             notification,
             contact,
@@ -469,6 +488,24 @@ class AppriseTransport:
                 f"{service.url(privacy=True)} did not take the message ({result.status.name})",
                 permanent=False,
             )
+
+    def _email_service(self, mail: dict[str, Any]) -> PreparedEmail:
+        """A service of its own for one message: a shallow copy of one built from the mail
+        URL once (building one reads and checks the URL again, a good share of a message's
+        cost). The copies share the template's containers (cc, headers …), which sending only
+        reads; what a send sets (the recipient, the prepared message, the error) is the
+        copy's own. A URL that cannot be loaded is not kept: each message tries again."""
+        template = self._template
+        if template is None:
+            options = {k: v.copy() if isinstance(v, dict | list) else v for k, v in mail.items()}
+            if not options.get("from_addr"):
+                options["from_addr"] = self.mail_from
+            options["asset"] = _SEQUENTIAL
+            template = self._template = PreparedEmail(**options)
+        service = copy.copy(template)
+        service.prepared = None
+        service.error = None
+        return service
 
     def _write_outbox(self, notification: Notification, prepared: Message, date: datetime) -> None:
         name = outbox_file_name(notification, date)

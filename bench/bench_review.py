@@ -275,6 +275,7 @@ def overview_context(engine: sa.Engine, cycle_id: int) -> dict[str, Any]:
                 s.request_id: s for s in publishing.section_signoffs(session, cycle).values()
             },
             "chart": status_chart(view.objectives),
+            "stale": drafts.submitted_since_compile(session, cycle) if view.latest else None,
             "status_keys": STATUS_KEYS,
             "status_labels": STATUS_LABELS,
         }
@@ -299,6 +300,7 @@ def draft_context(engine: sa.Engine, cycle_id: int) -> dict[str, Any]:
             "shown": versions[-1],
             "doc": drafts.version_document(versions[-1]),
             "editable": True,
+            "stale": drafts.submitted_since_compile(session, cycle),
             "notes": drafts.review_notes(session, cycle),
             "signoffs": _signoff_list(session, cycle),
         }

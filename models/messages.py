@@ -11,12 +11,14 @@ most one link per message works.
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import jinja2
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
@@ -123,7 +125,15 @@ def render_message(
 
 
 def _render(template: str, view: dict[str, Any]) -> str:
-    return environment().get_template(template).render(view)
+    return _mail_templates().get_template(template).render(view)
+
+
+@functools.cache
+def _mail_templates() -> jinja2.Environment:
+    """The one environment's settings, without its check of every template file (and each
+    one it includes) for changes at every message: a process that sends mail loads a
+    template once (restart a worker to change its messages, as for its code)."""
+    return environment().overlay(auto_reload=False)
 
 
 def after_sent(session: Session, notification: Notification, now: datetime) -> None:

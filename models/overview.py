@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
@@ -69,6 +69,8 @@ class AgencyRow:
     messages: list[MessageCount]
     milestones_due: int
     slipped: int
+    # Its own deadline when it was given an extension, else None.
+    extended_to: date | None
     # The milestones it leads: completed, on track, delayed, slipped (STATUS_KEYS).
     milestone_counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STATUS_KEYS, 0))
 
@@ -203,6 +205,7 @@ def overview(session: Session, cycle: Cycle) -> Overview:
             messages=messages.get(row.agency.id or 0, []),
             milestones_due=row.milestones_due,
             slipped=row.slipped,
+            extended_to=row.deadline if row.extended else None,
             milestone_counts=by_lead.get(row.agency.id or 0, dict.fromkeys(STATUS_KEYS, 0)),
         )
         for row in cycle_status(session, cycle)

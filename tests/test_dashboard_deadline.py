@@ -87,6 +87,11 @@ def test_a_coordinator_extends_one_agency_then_moves_everyones_deadline(
     assert notice.context["reason"] == "Police <b>restructure</b>"
     (event,) = _deadline_events(session)
     assert event.actor == EMAIL and event.detail["deadline"] == "2023-03-14"
+    # The overview links here and shows the extension; its times are Wellington's.
+    overview = client.get(f"/dashboard/cycles/{c.cycle.id}").text
+    assert f'<a href="{url}">' in overview
+    assert "deadline extended to 2023-03-14" in overview
+    assert "2022-12-06 10:00 NZDT" in overview  # MBIE's answer, 5 December 21:00 UTC
 
     # Everyone's deadline a week later: every agency still to answer is told, except NZP,
     # whose extension is later still; MBIE has submitted.

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
@@ -501,7 +502,8 @@ def test_sign_off_a_section_from_the_overview_shown_on_the_overview_and_the_draf
     )
     shown = client.get(response.headers["location"]).text
     assert "Section signed off (draft version 1)." in shown
-    day = START.strftime("%Y-%m-%d")
+    # The day in Wellington, where the coordinators read the dashboard.
+    day = START.astimezone(ZoneInfo("Pacific/Auckland")).strftime("%Y-%m-%d")
     assert f"Signed off by {EMAIL} on {day} (version 1)" in shown
     draft = client.get(f"/dashboard/cycles/{c.cycle.id}/draft").text
     assert f"<strong>MBIE</strong>: signed off by {EMAIL} on {day} (version 1)" in draft

@@ -22,14 +22,18 @@ from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Form, Query
+from jinja2 import pass_context
+from jinja2.runtime import Context
 from sqlmodel import Session, col, select
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from models import accounts, drafts, publishing
+from models.clock import as_aware
 from models.compiler import ReportNotFound, build_document
 from models.document import ReportDocument
 from models.overview import STATUS_KEYS, STATUS_LABELS, overview, status_chart
@@ -97,8 +101,19 @@ def _enqueue(request: Request, ids: Iterable[int]) -> None:
 
 def _filters() -> None:
     environment().filters.update(
-        milestone_line=milestone_line, agency_label=agency_label, http_url=http_url
+        milestone_line=milestone_line,
+        agency_label=agency_label,
+        http_url=http_url,
+        local_time=local_time,
     )
+
+
+@pass_context
+def local_time(context: Context, moment: datetime, fmt: str = "%Y-%m-%d %H:%M %Z") -> str:
+    """An instant in the coordinators' time zone (settings; the page passes ``timezone``):
+    the dashboard is read in Wellington, not in UTC."""
+    zone = ZoneInfo(str(context.get("timezone") or "Pacific/Auckland"))
+    return as_aware(moment).astimezone(zone).strftime(fmt)
 
 
 def page(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
@@ -107,6 +122,7 @@ def page(request: Request, name: str, status: int = 200, **context: Any) -> HTML
     html = render_template(
         f"dashboard/{name}",
         csrf=csrf_token(request),
+        timezone=state_of(request).settings.timezone,
         coordinator=context.pop("coordinator", None),
         flash=flash if isinstance(flash, str) else None,
         **context,

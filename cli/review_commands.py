@@ -41,7 +41,6 @@ def _cycle(session: Session, year: int, plan: str | None) -> Cycle:
         return find_cycle(session, find_plan(session, plan), year)
     except CycleError as exc:
         fail(str(exc))
-        raise AssertionError("unreachable") from exc
 
 
 @coordinator_app.command("add")
@@ -62,7 +61,6 @@ def coordinator_add_command(
         address = account_email(email)
     except AccountError as exc:
         fail(str(exc))
-        raise AssertionError("unreachable") from exc
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
@@ -137,11 +135,9 @@ def _version_or_latest(session: Session, cycle: Cycle, number: int | None) -> Re
             return drafts.find_version(session, cycle, number)
         except drafts.DraftError as exc:
             fail(str(exc))
-            raise AssertionError("unreachable") from exc
     latest = drafts.latest_version(session, cycle)
     if latest is None:
         fail(f"the {cycle.year} report has no version yet: reportcycle cycle compile {cycle.year}")
-        raise AssertionError("unreachable")
     return latest
 
 
@@ -175,7 +171,6 @@ def approve_command(
         except ReviewError as exc:
             session.rollback()
             fail(str(exc))
-            raise AssertionError("unreachable") from exc
         session.commit()
         console.print(
             f"approved version {approved.number} of the {year} report "
@@ -211,7 +206,6 @@ def publish_command(
         except (ReviewError, OSError) as exc:
             session.rollback()
             fail(str(exc))
-            raise AssertionError("unreachable") from exc
         session.commit()
         console.print(f"published version {done.version.number} of the {year} report to {out}")
         for file in done.files:

@@ -35,8 +35,8 @@ from models.document import (
 )
 from models.importer import import_report
 from models.render import Format, render
-from models.render_csv import COLUMNS
-from models.render_markup import http_url, md_escape
+from models.render.csv_rows import COLUMNS
+from models.render.markup import http_url, md_escape
 
 EVIL = "<script>alert(1)</script> & Tāmaki"
 FOOTNOTE = "*New actions (added after the Plan of Action was published) are numbered ‘N1’."

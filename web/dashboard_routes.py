@@ -39,7 +39,7 @@ from models.document import ReportDocument
 from models.overview import STATUS_KEYS, STATUS_LABELS, overview, status_chart
 from models.redline import redline_documents
 from models.render import Format, agency_label, milestone_line, render
-from models.render_markup import http_url
+from models.render.markup import http_url
 from models.tables import Account, Cycle, Plan, ReportVersion, UpdateRequest, VersionState
 from templates import environment
 from templates import render as render_template

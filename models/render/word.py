@@ -24,7 +24,7 @@ from docx.text.paragraph import Paragraph
 
 from models.document import NONE_IDENTIFIED, Block, Link, MilestoneLine, ReportDocument
 from models.render import agency_label, long_date, milestone_line
-from models.render_markup import action_body, action_number, block_groups, http_url
+from models.render.markup import action_body, action_number, block_groups, http_url
 
 # Characters XML 1.0 cannot hold; python-docx refuses them, so they are dropped.
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")

@@ -1,12 +1,16 @@
-"""Render a ReportDocument as txt (the published text format), md, html, docx or csv."""
+"""Render a ReportDocument as txt (the published text format), md, html, docx or csv.
+
+The template formats (txt, md, html) are Jinja2 templates under ``templates/report/`` with the
+filters registered here; ``markup`` holds what the markup formats share, ``word`` writes the
+DOCX with python-docx, ``csv_rows`` the milestone table."""
 
 from __future__ import annotations
 
 from datetime import date
 from enum import StrEnum
 
-from models import render_markup
 from models.document import NONE_IDENTIFIED, ActionLine, ActiveAgency, MilestoneLine, ReportDocument
+from models.render import markup
 from templates import environment
 
 
@@ -67,12 +71,12 @@ def _register_filters() -> None:
         milestone_text=milestone_text,
         milestone_line=milestone_line,
         long_date=long_date,
-        md_escape=render_markup.md_escape,
-        md_url=render_markup.md_url,
-        http_url=render_markup.http_url,
-        action_number=render_markup.action_number,
-        action_body=render_markup.action_body,
-        block_groups=render_markup.block_groups,
+        md_escape=markup.md_escape,
+        md_url=markup.md_url,
+        http_url=markup.http_url,
+        action_number=markup.action_number,
+        action_body=markup.action_body,
+        block_groups=markup.block_groups,
     )
 
 
@@ -88,12 +92,12 @@ def render(doc: ReportDocument, fmt: Format | str, *, show_authors: bool = False
     the coordinator's review of a draft; the published report leaves it off."""
     fmt = Format(fmt)
     if fmt is Format.DOCX:
-        # Imported here, not at module level: render_docx uses this module's filters.
-        from models.render_docx import render_docx
+        # Imported here, not at module level: word uses this package's filters.
+        from models.render.word import render_docx
 
         return render_docx(doc, show_authors=show_authors)
     if fmt is Format.CSV:
-        from models.render_csv import render_csv
+        from models.render.csv_rows import render_csv
 
         return render_csv(doc)
     return render_template(doc, fmt, show_authors=show_authors).encode("utf-8")

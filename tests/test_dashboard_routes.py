@@ -405,6 +405,23 @@ def test_approve_and_publish_then_the_published_version_cannot_be_changed(
     txt = make_client().get(f"/reports/{c.plan.slug}/2022/{c.plan.slug}-2022-v1.txt")
     assert txt.status_code == 200 and "Hotline launched <script>" in txt.text
 
+    # Content changed in the database, past the ORM's freeze: never served as published.
+    table = ReportVersion.__table__  # type: ignore[attr-defined]
+    original = dict(version.content)
+    tamper = sa.update(table).where(table.c.id == version.id)
+    session.execute(tamper.values(content=dict(original, title="Altered")))
+    session.commit()
+    for url in (
+        f"/reports/{c.plan.slug}/2022",
+        f"/reports/{c.plan.slug}/2022/{c.plan.slug}-2022-v1.txt",
+    ):
+        refused = make_client().get(url)
+        assert refused.status_code == 500
+        assert "This report cannot be shown" in refused.text and "Altered" not in refused.text
+    session.execute(tamper.values(content=original))
+    session.commit()
+    session.expire_all()
+
     content = dict(version.content)
     again = client.post(
         f"/dashboard/cycles/{c.cycle.id}/approve", data={"csrf": csrf, "version": "1"}

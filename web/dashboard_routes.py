@@ -767,6 +767,21 @@ def _published(db: Session, slug: str, year: int) -> tuple[Plan, ReportVersion] 
     return None if version is None else (plan, version)
 
 
+def _unverifiable(request: Request, exc: publishing.ReviewError) -> Response:
+    """A published version whose stored content no longer matches its checksum (changed in
+    the database, past reportcycle): never served as if it were the published report."""
+    log.error("refused to serve a published report: %s", exc)
+    return page(
+        request,
+        "message.html",
+        500,
+        heading="This report cannot be shown",
+        message="Its stored content no longer matches the checksum recorded when it was "
+        "published, so it may have been altered. Please tell the reporting team; the files "
+        "written at publication, with their SHA256SUMS, are the reference.",
+    )
+
+
 @router.get("/reports/{slug}/{year}", response_class=HTMLResponse)
 def published_report(request: Request, slug: str, year: int) -> Response:
     with state_of(request).session() as db:
@@ -780,7 +795,10 @@ def published_report(request: Request, slug: str, year: int) -> Response:
                 message=f"There is no published {year} report here.",
             )
         plan, version = found
-        doc = publishing.verify_version(version)
+        try:
+            doc = publishing.verify_version(version)
+        except publishing.ReviewError as exc:
+            return _unverifiable(request, exc)
         files = [
             publishing.PublishedFile(
                 f"{publishing.file_stem(plan, year, version.number)}.{fmt.value}",
@@ -813,7 +831,11 @@ def published_file(request: Request, slug: str, year: int, name: str) -> Respons
             if stem == publishing.file_stem(plan, year, version.number) and ext in {
                 f.value for f in publishing.PUBLISHED_FORMATS
             }:
-                data = render(publishing.verify_version(version), Format(ext))
+                try:
+                    doc = publishing.verify_version(version)
+                except publishing.ReviewError as exc:
+                    return _unverifiable(request, exc)
+                data = render(doc, Format(ext))
                 return Response(
                     data,
                     media_type=MEDIA_TYPES[Format(ext)],

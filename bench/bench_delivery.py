@@ -16,9 +16,11 @@ production one: one prefork worker of 2 processes (docker-compose.yml's
 
 Timed: from enqueueing ``reportcycle.sweep`` (at 10:00 a week before the deadline, so every
 contact gets a deadline-reminder digest) until every notification it claimed is "sent" in the
-database. Each message is claimed, rendered (Jinja, its own link token), sent (one recipient
-per SMTP transaction, over a connection each worker process keeps open for up to 100
-messages), and recorded, as in production. Also printed: the CPU time of the worker's
+database. The sweep enqueues its messages in batches (``reportcycle.send_notifications``, at
+most ``SEND_BATCH_SIZE`` a task, one database connection each); each message is claimed,
+rendered (Jinja, its own link token) and committed, sent (one recipient per SMTP
+transaction, over a connection each worker process keeps open for up to 100 messages), and
+recorded, as in production. Also printed: the CPU time of the worker's
 processes per message (less sensitive than the rate to a shared machine).
 
 Baseline: the very messages the server received, sent again with ``smtplib`` from this

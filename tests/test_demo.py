@@ -33,6 +33,10 @@ from models.tables import (
 from tests.conftest import REPORT_2021
 
 NZ = ZoneInfo("Pacific/Auckland")
+# The demo is played once per worker process that runs these tests: keep them on one
+# (the README's command distributes with --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("demo")
+
 AGENCIES = ("DIA", "ENZ", "INZ", "MBIE", "MFAT", "MoJ", "NZP", "OT")
 # Files the published report must have, beside its static page and checksums.
 FORMATS = ("html", "docx", "txt", "md", "csv")

@@ -177,6 +177,9 @@ def serve_and_stop(port: int, base_url: str) -> str:
         return server.output
 
 
+# The embedded mode is SQLite and a filesystem broker by definition; PostgreSQL and Redis are
+# the server mode's (test_serve_uses_redis_and_postgresql_when_configured).
+@pytest.mark.parametrize("backend", ["sqlite"])
 def test_serve_embedded_runs_web_worker_and_beat_and_stops_on_ctrl_c(
     env: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

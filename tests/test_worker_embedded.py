@@ -10,12 +10,16 @@ import time
 import uuid
 from pathlib import Path
 
+import pytest
+
 from config.celery import SEND_TASK
 from models.tables import DeliveryState
 from tests.test_worker import World, build_world
 from tests.worker_process import WorkerProcess
 
 
+# The embedded mode is SQLite and a filesystem broker by definition (server mode: test_worker).
+@pytest.mark.parametrize("backend", ["sqlite"])
 def test_embedded_worker_writes_the_messages_to_the_outbox(
     db_url: str, report_2021_text: str, tmp_path: Path
 ) -> None:

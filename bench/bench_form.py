@@ -34,6 +34,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -200,7 +201,8 @@ def save_body(agent: Agent, text: str) -> bytes:
         "action": "save",
         f"m-{scenario.milestone_ids[0]}-progress": "on_track",
         f"m-{scenario.milestone_ids[1]}-progress": "delayed",
-        f"m-{scenario.milestone_ids[1]}-new_period": "Quarter 4 2022",
+        # A period still to come at the server's (real) clock: one already over is refused.
+        f"m-{scenario.milestone_ids[1]}-new_period": f"Quarter 4 {date.today().year + 1}",
         f"m-{scenario.milestone_ids[1]}-reason": "Waiting for the translation – te reo Māori.",
         f"a-{scenario.objective_id}-0-text": text,
         f"a-{scenario.objective_id}-0-link_title": "Hotline",

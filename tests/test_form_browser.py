@@ -38,7 +38,9 @@ from web.app import create_app
 from web.deps import WebOptions
 from worker.notify import AppriseTransport
 
-pytestmark = [pytest.mark.browser, pytest.mark.smtp]
+# The pages once, on the embedded default (it runs wherever Chromium does): what depends on
+# the database behind them is checked on both backends by the route tests.
+pytestmark = [pytest.mark.browser, pytest.mark.smtp, pytest.mark.parametrize("backend", ["sqlite"])]
 
 
 @dataclass

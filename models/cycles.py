@@ -25,7 +25,6 @@ from models.notifications import (
     claim_ids,
     claim_request_round,
     recipients,
-    request_subject,
 )
 from models.tables import (
     AccessToken,
@@ -436,28 +435,19 @@ def change_deadline(
         was, now_due = before[request.id], deadline_of(request, cycle)
         if was == now_due or request.state not in AWAITING_ANSWER:
             continue  # unchanged (an extension beyond the new date), or already answered
-        _round, ids = claim_request_round(
+        ids = claim_request_round(
             session,
             kind=DEADLINE_CHANGED,
             request=request,
             audit_action="request.deadline_changed",
             now=now,
-            context={"previous_deadline": was.isoformat(), "reason": reason},
-        )
-        audit.record(
-            session,
             actor=actor,
-            action="request.deadline_changed",
-            at=now,
-            cycle_id=cycle.id,
-            agency_id=agency.id,
-            subject=request_subject(request),
             detail={
                 "previous": was.isoformat(),
                 "deadline": now_due.isoformat(),
                 "reason": reason,
-                "messages": len(ids),
             },
+            context={"previous_deadline": was.isoformat(), "reason": reason},
         )
         change.moved.append(MovedDeadline(agency, request, was, now_due, ids))
     if agency_name is None:
@@ -530,23 +520,15 @@ def resend_link(
         .values(revoked_at=now)
         .execution_options(synchronize_session=False)
     ).rowcount
-    _, ids = claim_request_round(
+    ids = claim_request_round(
         session,
         kind=LINK_REISSUED,
         request=request,
         audit_action="token.reissued",
         now=now,
-        found=found,
-    )
-    audit.record(
-        session,
         actor=actor,
-        action="token.reissued",
-        at=now,
-        cycle_id=cycle.id,
-        agency_id=agency.id,
-        subject=request_subject(request),
-        detail={"revoked": int(revoked or 0), "messages": len(ids)},
+        detail={"revoked": int(revoked or 0)},
+        found=found,
     )
     session.flush()
     return Reissued(agency, request, int(revoked or 0), ids)

@@ -28,6 +28,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
+from models import audit
 from models.contacts import (
     CHANNEL_EMAIL,
     CHANNEL_NOTIFY_URL,
@@ -177,14 +178,18 @@ def claim_request_round(
     request: UpdateRequest,
     audit_action: str,
     now: datetime,
+    actor: str,
+    detail: Mapping[str, Any],
+    name_round: bool = False,
     found: Sequence[tuple[Contact, str]] | None = None,
     context: Mapping[str, Any] | None = None,
-) -> tuple[int, list[int]]:
+) -> list[int]:
     """Claim one ``kind`` message per recipient of the request's agency for the next round
-    of ``audit_action`` (a coordinator's re-issue, a request for changes, a moved deadline):
-    each round is a new message, and the same round is never claimed twice. ``context``:
-    what the message needs besides the request's ids (what was true when it was claimed).
-    Returns (round, ids); the caller records the audit event that closes the round."""
+    of ``audit_action`` (a coordinator's re-issue, a request for changes, a moved deadline),
+    and record the ``audit_action`` event that closes the round: ``detail`` plus the number
+    of messages (and the round's number, with ``name_round``). Each round is a new message,
+    and the same round is never claimed twice. ``context``: what the message needs besides
+    the request's ids (what was true when it was claimed). Returns the claimed ids."""
     previous = session.exec(
         select(sa.func.count())
         .select_from(AuditEvent)
@@ -213,7 +218,19 @@ def claim_request_round(
             found if found is not None else recipients(session, request.agency_id)
         )
     ]
-    return round_number, claim_ids(session, claims, now)
+    ids = claim_ids(session, claims, now)
+    numbered = {"round": round_number} if name_round else {}
+    audit.record(
+        session,
+        actor=actor,
+        action=audit_action,
+        at=now,
+        cycle_id=request.cycle_id,
+        agency_id=request.agency_id,
+        subject=request_subject(request),
+        detail={**detail, **numbered, "messages": len(ids)},
+    )
+    return ids
 
 
 def claim_notifications(

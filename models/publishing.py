@@ -191,22 +191,15 @@ def request_changes(
     request.state = RequestState.CHANGES_REQUESTED
     request.change_comment = comment
     session.add(request)
-    round_number, ids = claim_request_round(
+    ids = claim_request_round(
         session,
         kind=CHANGES_REQUESTED,
         request=request,
         audit_action="request.changes_requested",
         now=now,
-    )
-    audit.record(
-        session,
         actor=actor,
-        action="request.changes_requested",
-        at=now,
-        cycle_id=cycle.id,
-        agency_id=request.agency_id,
-        subject=request_subject(request),
-        detail={"comment": comment, "round": round_number, "messages": len(ids)},
+        detail={"comment": comment},
+        name_round=True,
     )
     session.flush()
     return ids

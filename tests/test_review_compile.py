@@ -295,9 +295,10 @@ def test_each_compile_is_a_new_version_and_every_version_renders_from_its_conten
     assert MBIE_ACHIEVEMENT in render(drafts.version_document(second), "txt").decode()
     assert MBIE_ACHIEVEMENT not in render(drafts.version_document(first), "txt").decode()
     events = session.exec(
-        select(AuditEvent).where(
-            AuditEvent.cycle_id == c.cycle.id, AuditEvent.action == drafts.COMPILED
-        )
+        select(AuditEvent)
+        .where(AuditEvent.cycle_id == c.cycle.id, AuditEvent.action == drafts.COMPILED)
+        # In the order written: without it PostgreSQL may return them in any order.
+        .order_by(col(AuditEvent.id))
     ).all()
     assert [e.detail["version"] for e in events] == [1, 1, 2]
 

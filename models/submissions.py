@@ -6,7 +6,8 @@
 - ``validate_answer``: field errors, each keyed by the form's field id (``field_id`` helpers).
 - ``save_answer``: a draft or a submission, as a new ``SubmissionRevision`` (who, when), guarded
   by the revision number the form was based on: a save based on an older revision is a
-  ``Conflict`` and nothing is written. A submission is applied to the milestones.
+  ``Conflict`` and nothing is written. The revision keeps only the fields of each milestone's
+  chosen progress. A submission is applied to the milestones.
 - ``reopen``: a submitted answer becomes editable again until the cycle is approved.
 - ``mark_opened``: the contact continued from the link.
 
@@ -773,6 +774,10 @@ def save_answer(
     errors = validate_answer(view, answer, final=submit, today=today)
     if errors:
         raise InvalidAnswer(errors)
+    # The revision holds only the fields of each milestone's chosen progress (text typed under
+    # a choice later changed is not kept); the caller's answer stays as typed, so a page shown
+    # after this save (a submission kept as a draft) still shows everything.
+    answer = answer.chosen_only()
     number = base_revision + 1
     state = RequestState.SUBMITTED if submit else RequestState.DRAFT
     values: dict[str, object] = {

@@ -949,6 +949,85 @@ def test_an_incomplete_submission_is_kept_as_a_draft(
     assert revision.content["further_work"][0]["text"] == "Ōtaki"
 
 
+def test_a_save_keeps_only_the_fields_of_the_choice_made(
+    session: Session, scenario: Scenario, make_client: ClientFactory
+) -> None:
+    # The contact chose "delayed" and typed a new period and a reason, then chose
+    # "completed": the delay's text must not reach the saved revision (reviewers, the draft).
+    client = make_client()
+    page = continue_from_link(client, scenario.token)
+    done, late = scenario.milestone_ids
+    objective = scenario.objective_id
+    typed = {
+        f"m-{done}-progress": "completed",
+        f"m-{done}-achievement": "Guidance published in te reo Māori.",
+        f"m-{done}-new_period": "Quarter 4 2022",
+        f"m-{done}-reason": "Stale reason for a delay",
+        # Nothing chosen yet for this one: whatever is typed is kept.
+        f"m-{late}-reason": "Still deciding – funding",
+    }
+
+    def saved() -> list[SubmissionRevision]:
+        session.expire_all()
+        return list(
+            session.exec(
+                select(SubmissionRevision)
+                .where(SubmissionRevision.update_request_id == scenario.request_id)
+                .order_by(col(SubmissionRevision.number))
+            ).all()
+        )
+
+    # Refused with errors: the page shows everything typed, the other choice's text included.
+    bad_link = {f"a-{objective}-0-text": "Hotline", f"a-{objective}-0-link_url": "ftp://x"}
+    refused = client.post(
+        "/form", data=form_fields(scenario, page, action="save", **typed, **bad_link)
+    )
+    assert refused.status_code == 400
+    assert 'value="Quarter 4 2022"' in refused.text
+    assert "Stale reason for a delay" in refused.text
+    assert saved() == []
+
+    # A submission kept as a draft (one milestone unanswered): the draft holds only the
+    # chosen fields, while the page still shows everything typed.
+    kept = client.post("/form", data=form_fields(scenario, refused.text, action="submit", **typed))
+    assert kept.status_code == 400 and "Saved as a draft (revision 1)" in kept.text
+    assert 'value="Quarter 4 2022"' in kept.text
+    assert "Stale reason for a delay" in kept.text
+    [draft] = saved()
+    milestones = {m["milestone_id"]: m for m in draft.content["milestones"]}
+    assert milestones[done] == {
+        "milestone_id": done,
+        "progress": "completed",
+        "completed_on": None,
+        "achievement": "Guidance published in te reo Māori.",
+        "new_period": None,
+        "reason": None,
+    }
+    assert milestones[late]["progress"] is None
+    assert milestones[late]["reason"] == "Still deciding – funding"
+
+    # "No longer planned" after "delayed" keeps the reason, not the new period.
+    typed[f"m-{late}-progress"] = "dropped"
+    typed[f"m-{late}-new_period"] = "Quarter 3 2022"
+    submitted = client.post(
+        "/form", data=form_fields(scenario, kept.text, action="submit", **typed)
+    )
+    assert submitted.status_code == 200 and "Submitted" in submitted.text
+    revision = saved()[-1]
+    assert revision.kind is RevisionKind.SUBMITTED
+    milestones = {m["milestone_id"]: m for m in revision.content["milestones"]}
+    assert (milestones[done]["new_period"], milestones[done]["reason"]) == (None, None)
+    assert milestones[late]["new_period"] is None
+    assert milestones[late]["reason"] == "Still deciding – funding"
+    # The form, read back from the saved revision, no longer shows the other choices' text.
+    for stale in ("Quarter 4 2022", "Stale reason for a delay", "Quarter 3 2022"):
+        assert stale not in submitted.text
+    assert "Guidance published in te reo Māori." in submitted.text
+    dropped = session.get(Milestone, late)
+    assert dropped is not None and dropped.status is MilestoneStatus.DROPPED
+    assert dropped.due_text == "Quarter 2 2022"
+
+
 def test_a_save_after_the_session_ended_shows_what_was_typed(
     scenario: Scenario, make_client: ClientFactory
 ) -> None:

@@ -2,7 +2,10 @@
 
 Failed sign-ins are audit events (``account.signin_failed``, subject ``account:EMAIL``), so
 the lockout holds across web processes and restarts, and the attempts are visible in the log.
-An unknown email costs the same argon2 verification as a known one (no account oracle).
+An attempt while the account is locked is refused without checking the password and recorded
+as ``account.signin_locked``: it does not count as a failure, so hammering a locked account
+does not keep it locked (nor lock it again sooner). An unknown email costs the same argon2
+verification as a known one (no account oracle).
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ from models.tables import Account, AuditEvent
 MIN_PASSWORD_LENGTH = 12
 MAX_PASSWORD_LENGTH = 1024
 SIGNIN_FAILED = "account.signin_failed"
+# An attempt refused because the account was locked (not counted towards the lockout).
+SIGNIN_LOCKED = "account.signin_locked"
 SIGNED_IN = "account.signed_in"
 
 
@@ -141,7 +146,9 @@ def authenticate(
     client: str | None = None,
 ) -> SignIn:
     """Check a sign-in (in the caller's transaction, which must commit either way: a failure
-    is recorded). A locked account is refused without checking the password."""
+    is recorded). A locked account is refused without checking the password, the same way
+    whatever was typed, and the refusal is not a failure: the lockout ends once the failures
+    that caused it are older than ``policy.window``, however often someone tries meanwhile."""
     try:
         address = account_email(email)
     except AccountError:
@@ -174,7 +181,7 @@ def _record_failure(
     audit.record(
         session,
         actor=address,
-        action=SIGNIN_FAILED,
+        action=SIGNIN_LOCKED if locked else SIGNIN_FAILED,
         at=now,
         subject=f"account:{address}",
         detail={"locked": locked, **({"client": client} if client else {})},

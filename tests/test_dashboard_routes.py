@@ -217,6 +217,34 @@ def test_failed_sign_ins_lock_the_account_then_the_address(
     assert statuses[:10] == [401] * 10 and statuses[10] == 429
 
 
+def test_attempts_while_locked_neither_extend_the_lockout_nor_tell_the_password(
+    session: Session, c: Cycle2022, make_client: ClientFactory, clock: SimulatedClock
+) -> None:
+    # Each client is its own app, so the address limit (ten a window) stays out of the way.
+    for _ in range(5):
+        assert sign_in(make_client(), password="wrong password!!").status_code == 401
+    clock.advance(timedelta(minutes=10))
+    client = make_client()
+    wrong = sign_in(client, password="still the wrong one")
+    right = sign_in(client)
+    assert wrong.status_code == right.status_code == 429
+    assert "Too many failed attempts for this account" in right.text
+    assert wrong.text == right.text, (
+        "a locked-out page must not tell whether the password was right"
+    )
+    for _ in range(4):  # five attempts while locked: before, each counted as a new failure
+        assert sign_in(client, password="wrong password!!").status_code == 429
+
+    # The lockout ends 15 minutes after the five failures, not after the attempts since.
+    clock.advance(timedelta(minutes=6))
+    assert sign_in(make_client()).status_code == 303
+    actions = session.exec(
+        select(AuditEvent.action).where(col(AuditEvent.action).startswith("account.signin"))
+    ).all()
+    assert actions.count("account.signin_failed") == 5
+    assert actions.count("account.signin_locked") == 6
+
+
 def test_the_session_expires(
     c: Cycle2022, make_client: ClientFactory, clock: SimulatedClock
 ) -> None:

@@ -280,8 +280,13 @@ def test_javascript_removes_rows_and_autosaves(live_server: LiveServer, browser:
     page.locator(f"#a-{objective}-0-text").fill("Keep this one")
     page.get_by_role("button", name="Add another achievement").click()
     page.locator(f"#a-{objective}-1-text").fill("Drop this one")
-    page.get_by_role("button", name="Remove this achievement").nth(1).click()
+    # The row added in the page names its own Remove button (not a copy of the last one's).
+    remove = page.get_by_role("button", name=re.compile(r"^Remove achievement \d+$"))
+    expect(remove).to_have_count(2)
+    page.get_by_role("button", name="Remove achievement 2", exact=True).click()
     expect(page.locator(f"#a-{objective}-1-text")).to_have_count(0)
+    expect(remove).to_have_count(1)
+    expect(page.get_by_role("button", name="Remove achievement 1", exact=True)).to_have_count(1)
     expect(page.locator("#autosave-status")).to_contain_text(
         "Draft saved automatically", timeout=20_000
     )

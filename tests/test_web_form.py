@@ -451,6 +451,44 @@ def test_add_another_without_javascript_keeps_what_was_typed(
     )
 
 
+def remove_buttons(html: str) -> dict[str, str]:
+    """Each Remove button's value and accessible name (its text, hidden parts included)."""
+    return {
+        value: " ".join(re.sub(r"<[^>]+>", "", inner).split())
+        for value, inner in re.findall(
+            r'<button type="submit" name="action" value="(remove:[^"]+)"[^>]*>(.*?)</button>', html
+        )
+    }
+
+
+def test_each_remove_button_names_its_row(scenario: Scenario, make_client: ClientFactory) -> None:
+    client = make_client()
+    page = continue_from_link(client, scenario.token)
+    objective = scenario.objective_id
+    more = client.post(
+        "/form",
+        data=form_fields(
+            scenario,
+            page,
+            action=f"add:a-{objective}",
+            **{f"a-{objective}-0-text": "Trained 40 inspectors"},
+        ),
+    )
+    assert more.status_code == 200
+    assert remove_buttons(more.text) == {
+        f"remove:a-{objective}-0": "Remove achievement 1",
+        f"remove:a-{objective}-1": "Remove achievement 2",
+        # last year's further work, carried forward (this agency alone is active here)
+        f"remove:f-{objective}-0": "Remove area for further work 1",
+        f"remove:n-{objective}-0": "Remove new milestone 1",
+    }
+    # The number is visually hidden text (read out, not shown): the visible label is short.
+    assert (
+        'Remove achievement<span class="visually-hidden"> <span data-row-number>2</span></span>'
+        in more.text
+    )
+
+
 def test_concurrent_saves_give_the_second_a_conflict_and_overwrite_nothing(
     session: Session, scenario: Scenario, make_client: ClientFactory
 ) -> None:

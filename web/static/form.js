@@ -78,6 +78,12 @@
       }
     });
   }
+  // Each row's Remove button names its row by position ("Remove achievement 2").
+  function relabel(rows) {
+    rows.querySelectorAll("[data-row]").forEach(function (row, position) {
+      row.querySelectorAll("[data-row-number]").forEach(function (out) { out.textContent = String(position + 1); });
+    });
+  }
   form.addEventListener("click", function (event) {
     var button = event.target.closest ? event.target.closest("button[name=action]") : null;
     if (!button) { return; }
@@ -102,6 +108,7 @@
       copy.querySelectorAll(".has-error").forEach(function (el) { el.classList.remove("has-error"); });
       renumber(copy, next);
       last.parentNode.insertBefore(copy, last.nextSibling);
+      relabel(rows);
       var first = copy.querySelector("input, textarea");
       if (first) { first.focus(); }
       dirty = true;
@@ -110,6 +117,7 @@
       var row = button.closest("[data-row]");
       var add = rows.querySelector("button.add");
       row.remove();
+      relabel(rows);
       if (add) { add.focus(); }
       dirty = true;
     }

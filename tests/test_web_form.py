@@ -537,6 +537,87 @@ def test_concurrent_saves_give_the_second_a_conflict_and_overwrite_nothing(
     assert sorted(numbers) == [(1, "aroha@mbie.test"), (2, "tane@mbie.test")]
 
 
+def visible_text(html: str) -> str:
+    return " ".join(re.sub(r"<[^>]+>", " ", html).split())
+
+
+def test_the_conflict_page_marks_what_differs_in_both_versions(
+    scenario: Scenario, make_client: ClientFactory
+) -> None:
+    first, second, third = make_client(), make_client(), make_client()
+    first_page = continue_from_link(first, scenario.token, "aroha@mbie.test")
+    second_page = continue_from_link(second, scenario.token, "tane@mbie.test")
+    third_page = continue_from_link(third, scenario.token, "mere@mbie.test")
+    done, late = scenario.milestone_ids
+    objective = scenario.objective_id
+    shared = {
+        f"m-{done}-progress": "completed",
+        f"m-{done}-achievement": "Guidance published.",
+        f"f-{objective}-0-text": "Extend training to labour inspectors.",
+    }
+    aroha = {
+        **shared,
+        f"m-{late}-progress": "on_track",
+        f"a-{objective}-0-text": "Aroha's version",
+    }
+    tane = {
+        **shared,
+        # Not differences: text under a choice not made, and spacing.
+        f"m-{done}-reason": "Typed under 'delayed' first",
+        f"f-{objective}-0-text": " Extend training to  labour inspectors.",
+        # Differences: the milestone's progress, the achievement, a new milestone.
+        f"m-{late}-progress": "delayed",
+        f"m-{late}-new_period": "Q4 2022",
+        f"m-{late}-reason": "Waiting for the translation.",
+        f"a-{objective}-0-text": "Tāne's version",
+        f"n-{objective}-0-period": "Quarter 1 2023",
+        f"n-{objective}-0-text": "Evaluate the hotline.",
+    }
+    saved = first.post("/form", data=form_fields(scenario, first_page, action="save", **aroha))
+    assert saved.status_code == 200
+    clash = second.post("/form", data=form_fields(scenario, second_page, action="save", **tane))
+    assert clash.status_code == 409
+    html = clash.text
+    assert (
+        "3 milestones or entries differ between your version and the saved one</strong>: "
+        "each is marked “Differs”, in both versions." in html
+    )
+
+    # Your version, the form: the milestone and the rows that differ, and only those.
+    assert f'<fieldset class="milestone differs" id="milestone-{late}"' in html
+    assert f'<fieldset class="milestone" id="milestone-{done}"' in html
+    legend = html.split(f'id="milestone-{late}"', 1)[1].split("</legend>", 1)[0]
+    assert visible_text(legend).endswith("Differs from the saved version")
+    rows = {}
+    for piece in html.split('<div class="row')[1:]:
+        named = re.search(r'name="([afn]-[0-9]+-[0-9]+)-', piece)
+        assert named
+        rows[named[1]] = piece.startswith(' differs"') and "Differs" in piece.split("<label", 1)[0]
+    assert rows == {f"a-{objective}-0": True, f"f-{objective}-0": False, f"n-{objective}-0": True}
+
+    # The saved version: the same milestone and the achievement it replaced are marked.
+    summary = html.split('<dl class="summary">', 1)[1].split("</dl>", 1)[0]
+    terms = [
+        (marked == ' class="differs"', visible_text(text))
+        for marked, text in re.findall(r"<dt( class=\"differs\")?>(.*?)</dt>", summary, re.S)
+    ]
+    assert (True, "Launch the awareness campaign in Te Reo Māori. Differs from your version") in (
+        terms
+    )
+    assert (False, "Publish guidance for employers on worker exploitation.") in terms
+    [achievement] = [t for t in terms if t[1].startswith("Key achievement")]
+    [further] = [t for t in terms if t[1].startswith("Further work")]
+    assert achievement[0] and achievement[1].endswith("Differs from your version")
+    assert not further[0]
+    assert re.search(r'<dd class="differs">Aroha&#39;s version</dd>', summary)
+
+    # The same answer saved twice over: the page says nothing differs.
+    same = third.post("/form", data=form_fields(scenario, third_page, action="save", **aroha))
+    assert same.status_code == 409
+    assert "The two versions say the same." in same.text
+    assert 'class="milestone differs"' not in same.text and '"row differs"' not in same.text
+
+
 def test_draft_then_submit_keeps_revisions_and_records_milestone_history(
     session: Session, scenario: Scenario, make_client: ClientFactory, clock: SimulatedClock
 ) -> None:

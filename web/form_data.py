@@ -1,5 +1,6 @@
-"""Between the HTML form and ``models.answers.Answer``: reading the posted fields, and the
-per-objective blocks the template renders (with every typed value kept on an error).
+"""Between the HTML form and ``models.answers.Answer``: reading the posted fields, the
+per-objective blocks the template renders (with every typed value kept on an error), and what
+differs between two versions on a conflict page.
 
 Field names are the ids from ``models.submissions`` (``m-{milestone}-{name}``,
 ``a|f|n-{objective}-{index}-{name}``), so an error's field id is also the anchor it links to.
@@ -11,6 +12,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from difflib import SequenceMatcher
 from typing import Any
 
 from models.answers import (
@@ -219,3 +221,85 @@ def blocks(view: RequestView, state: FormState) -> list[ObjectiveBlock]:
             )
         )
     return result
+
+
+# --- a conflict: what differs between the two versions ------------------------------------
+
+
+@dataclass(frozen=True)
+class Differences:
+    """What differs between the answer in the form ("your version") and the one saved
+    meanwhile, for the conflict page to mark. ``yours``: the form's keys (``m-{milestone}``
+    for a milestone, a row's field prefix such as ``a-{objective}-{index}``); ``theirs``: the
+    saved answer's (``m-{milestone}``, ``{section}:{position}`` in its list); ``count``: how
+    many milestones and entries differ."""
+
+    yours: frozenset[str]
+    theirs: frozenset[str]
+    count: int
+
+
+def _same(value: object) -> object:
+    # Spacing is not a difference a reader can see.
+    return " ".join(value.split()) if isinstance(value, str) else value
+
+
+def _milestone_key(item: MilestoneAnswer) -> tuple[object, ...]:
+    # Compared as saved: the fields of the chosen progress only.
+    chosen = item.chosen_only()
+    return tuple(
+        _same(getattr(chosen, name))
+        for name in ("progress", "completed_on", "achievement", "new_period", "reason")
+    )
+
+
+def differences(yours: Answer, theirs: Answer) -> Differences:
+    mine: set[str] = set()
+    saved: set[str] = set()
+    count = 0
+    unanswered = _milestone_key(MilestoneAnswer(milestone_id=0))
+    my_milestones = {m.milestone_id: _milestone_key(m) for m in yours.milestones}
+    their_milestones = {m.milestone_id: _milestone_key(m) for m in theirs.milestones}
+    for milestone_id in my_milestones.keys() | their_milestones.keys():
+        if my_milestones.get(milestone_id, unanswered) != their_milestones.get(
+            milestone_id, unanswered
+        ):
+            key = f"m-{milestone_id}"
+            mine.add(key)
+            saved.add(key)
+            count += 1
+    for section, names in ROW_FIELDS.items():
+        my_rows = _rows_by_objective(yours, section, names, in_form=True)
+        their_rows = _rows_by_objective(theirs, section, names, in_form=False)
+        for objective_id in my_rows.keys() | their_rows.keys():
+            a, b = my_rows.get(objective_id, []), their_rows.get(objective_id, [])
+            # Entries are matched in order, so one added at the top marks that one, not every
+            # entry after it.
+            matcher = SequenceMatcher(None, [v for v, _ in a], [v for v, _ in b], autojunk=False)
+            for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+                if tag == "equal":
+                    continue
+                mine.update(key for _, key in a[i1:i2])
+                saved.update(key for _, key in b[j1:j2])
+                count += max(i2 - i1, j2 - j1)
+    return Differences(frozenset(mine), frozenset(saved), count)
+
+
+def _rows_by_objective(
+    answer: Answer, section: str, names: tuple[str, ...], *, in_form: bool
+) -> dict[int, list[tuple[tuple[object, ...], str]]]:
+    """Each objective's entries of one section, in order: (the values compared, the key:
+    the row's field prefix in the form, else the entry's position in the answer's list)."""
+    items: Sequence[AchievementAnswer | FurtherWorkAnswer | NewMilestoneAnswer] = getattr(
+        answer, section
+    )
+    rows: dict[int, list[tuple[tuple[object, ...], str]]] = {}
+    for position, (item, index) in enumerate(zip(items, row_indices(items), strict=True)):
+        values = tuple(_same(getattr(item, name)) for name in names)
+        key = (
+            f"{ROW_PREFIX[section]}-{item.objective_id}-{index}"
+            if in_form
+            else f"{section}:{position}"
+        )
+        rows.setdefault(item.objective_id, []).append((values, key))
+    return rows

@@ -44,7 +44,7 @@ from models.tables import Contact, RequestState
 from models.tokens import resolve_token
 from templates import render
 from web.deps import AppState, state_of
-from web.form_data import FormState, apply_row_action, blocks, parse_form
+from web.form_data import FormState, apply_row_action, blocks, differences, parse_form
 from web.security import (
     CSRF_FIELD,
     CSRF_SESSION_KEY,
@@ -241,6 +241,9 @@ def _form_page(
         if m.progress is not None and m.milestone_id in milestones
     }
     today = app.now().astimezone(_zone(app)).date()
+    # On a conflict, both versions are marked where they differ (the saved one as it counts:
+    # only the fields of each chosen progress).
+    theirs = conflict.latest.answer.chosen_only() if conflict and conflict.latest else None
     return page(
         "form.html",
         status=status,
@@ -252,6 +255,8 @@ def _form_page(
         csrf=csrf_token(request),
         base=view.revision_number if base is None else base,
         conflict=conflict,
+        their_answer=theirs,
+        differs=differences(state.answer, theirs) if theirs is not None else None,
         notice=notice,
         who=str(request.session.get(SESSION_WHO) or ""),
         state_label=STATE_LABELS[view.state],

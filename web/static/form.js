@@ -106,6 +106,9 @@
         if (el.classList.contains("period-check")) { el.textContent = ""; } else { el.remove(); }
       });
       copy.querySelectorAll(".has-error").forEach(function (el) { el.classList.remove("has-error"); });
+      // A new row is blank: it does not differ from anything (a conflict page's marks).
+      copy.classList.remove("differs");
+      copy.querySelectorAll(".differs-marker").forEach(function (el) { el.remove(); });
       renumber(copy, next);
       last.parentNode.insertBefore(copy, last.nextSibling);
       relabel(rows);

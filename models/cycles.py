@@ -3,6 +3,7 @@ as one agency's extension), and re-issuing an agency's link."""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -269,8 +270,11 @@ class StatusRow:
         return self.request.state.value.replace("_", " ")
 
 
-def cycle_status(session: Session, cycle: Cycle) -> list[StatusRow]:
-    """One row per update request of the cycle, in a constant number of queries."""
+def cycle_status(
+    session: Session, cycle: Cycle, *, tally: MilestoneTally | None = None
+) -> list[StatusRow]:
+    """One row per update request of the cycle, in a constant number of queries.
+    ``tally``: the plan's milestone counts when the caller has read them (the overview)."""
     rows = session.exec(
         select(UpdateRequest, Agency)
         .join(Agency, col(Agency.id) == UpdateRequest.agency_id)
@@ -296,28 +300,10 @@ def cycle_status(session: Session, cycle: Cycle) -> list[StatusRow]:
         )
         .group_by(col(Notification.agency_id)),
     )
-    window_start = date(cycle.year, 1, 1)
-    window_end = max(date(cycle.year, 12, 31), cycle.deadline)
-    due = _counts(
-        session,
-        sa.select(col(Milestone.lead_agency_id), sa.func.count())
-        .where(
-            col(Milestone.plan_id) == cycle.plan_id,
-            col(Milestone.due_end).between(window_start, window_end),
-            col(Milestone.status) != MilestoneStatus.DROPPED,
-        )
-        .group_by(col(Milestone.lead_agency_id)),
-    )
-    slipped = _counts(
-        session,
-        sa.select(col(Milestone.lead_agency_id), sa.func.count())
-        .where(
-            col(Milestone.plan_id) == cycle.plan_id,
-            col(Milestone.slipped_on).is_not(None),
-            col(Milestone.status).in_(OPEN_MILESTONE),
-        )
-        .group_by(col(Milestone.lead_agency_id)),
-    )
+    if tally is None:
+        tally = tally_milestones(session, cycle)
+    due = tally.due_by_lead()
+    slipped = tally.slipped_by_lead()
     # A business unit without contacts is reached through its parent's (as the sweep does).
     parents = agency_parents(session)
     for request, _agency in rows:
@@ -336,6 +322,61 @@ def cycle_status(session: Session, cycle: Cycle) -> list[StatusRow]:
         )
         for request, agency in rows
     ]
+
+
+@dataclass(frozen=True)
+class TallyRow:
+    objective_id: int
+    lead_agency_id: int | None
+    status: MilestoneStatus
+    slipped: bool  # flagged slipped (its period ended before it was reported completed)
+    count: int
+    due_in_cycle: int  # of them, due within the cycle's year (or by its deadline)
+
+
+@dataclass(frozen=True)
+class MilestoneTally:
+    """A plan's milestones counted by objective, lead agency, status and slip, with how many
+    fall due in the cycle: one scan of the milestone table for everything the status table
+    and the dashboard overview count (each count was a scan of its own, and on a plan of
+    20,000 milestones each scan is most of a page's time)."""
+
+    rows: list[TallyRow]
+
+    def due_by_lead(self) -> dict[int, int]:
+        due: dict[int, int] = defaultdict(int)
+        for row in self.rows:
+            if row.lead_agency_id is not None and row.status != MilestoneStatus.DROPPED:
+                due[row.lead_agency_id] += row.due_in_cycle
+        return {lead: count for lead, count in due.items() if count}
+
+    def slipped_by_lead(self) -> dict[int, int]:
+        slipped: dict[int, int] = defaultdict(int)
+        for row in self.rows:
+            if row.lead_agency_id is not None and row.slipped and row.status in OPEN_MILESTONE:
+                slipped[row.lead_agency_id] += row.count
+        return dict(slipped)
+
+
+def tally_milestones(session: Session, cycle: Cycle) -> MilestoneTally:
+    window_start = date(cycle.year, 1, 1)
+    window_end = max(date(cycle.year, 12, 31), cycle.deadline)
+    slipped = col(Milestone.slipped_on).is_not(None)
+    due = sa.func.sum(
+        sa.case((col(Milestone.due_end).between(window_start, window_end), 1), else_=0)
+    )
+    keys = (col(Milestone.objective_id), col(Milestone.lead_agency_id), col(Milestone.status))
+    rows = session.execute(
+        sa.select(*keys, slipped, sa.func.count(), due)
+        .where(col(Milestone.plan_id) == cycle.plan_id)
+        .group_by(*keys, slipped)
+    ).all()
+    return MilestoneTally(
+        [
+            TallyRow(objective, lead, MilestoneStatus(status), bool(flag), int(count), int(d or 0))
+            for objective, lead, status, flag, count, d in rows
+        ]
+    )
 
 
 def _counts(session: Session, query: Any) -> dict[int, int]:

@@ -15,10 +15,9 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from models import drafts
-from models.cycles import cycle_status
+from models.cycles import MilestoneTally, cycle_status, tally_milestones
 from models.tables import (
     Cycle,
-    Milestone,
     MilestoneStatus,
     Notification,
     Objective,
@@ -130,22 +129,17 @@ def _status_key(status: MilestoneStatus, has_slipped: bool) -> str | None:
     return "on_track"
 
 
-def milestones_by_lead(session: Session, plan_id: int) -> dict[int, dict[str, int]]:
-    """Per lead agency: its milestones completed, on track, delayed and slipped (one query)."""
-    slipped = col(Milestone.slipped_on).is_not(None)
+def milestones_by_lead(tally: MilestoneTally) -> dict[int, dict[str, int]]:
+    """Per lead agency: its milestones completed, on track, delayed and slipped."""
     counts: dict[int, dict[str, int]] = defaultdict(lambda: dict.fromkeys(STATUS_KEYS, 0))
-    for lead, status, has_slipped, count in session.execute(
-        sa.select(col(Milestone.lead_agency_id), col(Milestone.status), slipped, sa.func.count())
-        .where(col(Milestone.plan_id) == plan_id, col(Milestone.lead_agency_id).is_not(None))
-        .group_by(col(Milestone.lead_agency_id), col(Milestone.status), slipped)
-    ).all():
-        key = _status_key(MilestoneStatus(status), bool(has_slipped))
-        if key is not None:
-            counts[lead][key] += count
+    for row in tally.rows:
+        key = _status_key(row.status, row.slipped)
+        if key is not None and row.lead_agency_id is not None:
+            counts[row.lead_agency_id][key] += row.count
     return counts
 
 
-def milestone_stats(session: Session, plan_id: int) -> list[ObjectiveStats]:
+def milestone_stats(session: Session, plan_id: int, tally: MilestoneTally) -> list[ObjectiveStats]:
     """Per objective (in the plan's order): milestones completed, on track, delayed and
     slipped (open with its period ended), and how many were dropped."""
     objectives = session.exec(
@@ -155,21 +149,15 @@ def milestone_stats(session: Session, plan_id: int) -> list[ObjectiveStats]:
         .order_by(col(Pillar.position), col(Objective.position))
     ).all()
     stats = {o.id: ObjectiveStats(o.id, p.name, o.title) for o, p in objectives if o.id is not None}
-    slipped = col(Milestone.slipped_on).is_not(None)
-    rows = session.execute(
-        sa.select(col(Milestone.objective_id), col(Milestone.status), slipped, sa.func.count())
-        .where(col(Milestone.plan_id) == plan_id)
-        .group_by(col(Milestone.objective_id), col(Milestone.status), slipped)
-    ).all()
-    for objective_id, status, has_slipped, count in rows:
-        entry = stats.get(objective_id)
+    for row in tally.rows:
+        entry = stats.get(row.objective_id)
         if entry is None:
             continue
-        key = _status_key(MilestoneStatus(status), bool(has_slipped))
+        key = _status_key(row.status, row.slipped)
         if key is None:
-            entry.dropped += count
+            entry.dropped += row.count
         else:
-            entry.counts[key] += count
+            entry.counts[key] += row.count
     return list(stats.values())
 
 
@@ -189,7 +177,9 @@ def overview(session: Session, cycle: Cycle) -> Overview:
         .order_by(col(Notification.kind), col(Notification.state))
     ).all():
         messages[agency_id].append(MessageCount(kind, str(getattr(state, "value", state)), count))
-    by_lead = milestones_by_lead(session, plan.id)
+    # One scan of the milestones for the status table, the per-agency counts and the chart.
+    tally = tally_milestones(session, cycle)
+    by_lead = milestones_by_lead(tally)
     agencies = [
         AgencyRow(
             request_id=row.request.id or 0,
@@ -208,13 +198,13 @@ def overview(session: Session, cycle: Cycle) -> Overview:
             extended_to=row.deadline if row.extended else None,
             milestone_counts=by_lead.get(row.agency.id or 0, dict.fromkeys(STATUS_KEYS, 0)),
         )
-        for row in cycle_status(session, cycle)
+        for row in cycle_status(session, cycle, tally=tally)
     ]
     return Overview(
         cycle=cycle,
         plan=plan,
         agencies=agencies,
-        objectives=milestone_stats(session, plan.id),
+        objectives=milestone_stats(session, plan.id, tally),
         versions=drafts.versions(session, cycle),
     )
 

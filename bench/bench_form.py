@@ -5,7 +5,11 @@ a bare FastAPI endpoint served with the same uvicorn settings, in the same run.
     .venv/bin/python -m bench.bench_form --seconds 5     # a quick look
     .venv/bin/python -m bench.bench_form --database-url postgresql+psycopg://postgres@127.0.0.1/x
 
-Both servers are uvicorn subprocesses (one process each, no access log, the same event loop
+A third server, "stack", is the real app with /form answered by a constant page after its
+middleware (body limit, security headers, signed session) and, on POST, the form's CSRF check:
+what the framework and the required safety cost before any page work.
+
+The servers are uvicorn subprocesses (one process each, no access log, the same event loop
 and HTTP parser: uvloop and httptools when installed, as uvicorn picks them; `--loop asyncio
 --http h11` for the pure-Python ones); the load comes from this process over loopback, from
 keep-alive connections, one per client. Every client answers
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import http.client
 import importlib.util
 import os
@@ -78,6 +83,34 @@ def bare_app() -> FastAPI:
         await request.form()
         return RedirectResponse("/form", status_code=303)
 
+    return app
+
+
+def stack_app() -> FastAPI:
+    """The real app's stack without its work: the same middleware (body limit, security
+    headers, the signed session cookie) in front of a /form that reads the session and, on
+    POST, the form and its CSRF token, but touches no database and renders no template. It
+    splits the gap between the bare endpoint and the form: what the framework and the
+    required safety cost, and what the page itself costs."""
+    from starlette.routing import Route
+
+    from web.security import require_csrf
+
+    app = form_app()
+
+    async def page(request: Request) -> Response:
+        if not request.session:
+            return HTMLResponse("no session", status_code=401)
+        return HTMLResponse(BARE_PAGE)
+
+    async def save(request: Request) -> Response:
+        form = await request.form()
+        require_csrf(request, form.get("csrf"))
+        return RedirectResponse("/form", status_code=303)
+
+    # Ahead of the app's own /form routes, which are matched in order.
+    app.router.routes.insert(0, Route("/form", page, methods=["GET"]))
+    app.router.routes.insert(1, Route("/form", save, methods=["POST"]))
     return app
 
 
@@ -383,13 +416,18 @@ def main() -> None:
         with (
             server("bench.bench_form:form_app", env, settings) as form_port,
             server("bench.bench_form:bare_app", env, settings) as bare_port,
+            server("bench.bench_form:stack_app", env, settings) as stack_port,
         ):
             agents = [open_session(form_port, s) for s in scenarios[:agencies]]
             bare_agents = [Agent(s, "x=y", "csrf", 0) for s in scenarios[:agencies]]
+            # Copies: the stack's saves store nothing, and must not move the agents' counts.
+            stack_agents = [dataclasses.replace(agent) for agent in agents]
             for method in ("GET", "POST"):
                 for clients in client_counts:
                     for name, port, who in (
                         ("bare", bare_port, bare_agents),
+                        # The form's own sessions: the cookie is signed with the same key.
+                        ("stack", stack_port, stack_agents),
                         ("form", form_port, agents),
                     ):
                         result = asyncio.run(run_load(port, who, clients, args.seconds, method))
@@ -439,6 +477,15 @@ def main() -> None:
                 f"{method} at {top} clients: p99 <= 2x bare",
                 f"{form.percentile(0.99) / bare.percentile(0.99):.1f}x bare",
                 "met" if form.percentile(0.99) <= 2 * bare.percentile(0.99) else "NOT met",
+            ]
+        )
+    for method in ("GET", "POST"):
+        bare, stack = results[("bare", method, top)], results[("stack", method, top)]
+        goals.append(
+            [
+                f"(for scale) {method} at {top} clients: the app's stack alone",
+                f"{stack.rate / bare.rate:.2f} of bare" if bare.rate else "n/a",
+                "no database, no template",
             ]
         )
     low = min(client_counts)

@@ -1147,6 +1147,53 @@ def test_a_save_keeps_only_the_fields_of_the_choice_made(
     assert dropped.due_text == "Quarter 2 2022"
 
 
+def test_a_bad_date_under_a_choice_not_made_does_not_block_the_save(
+    session: Session, scenario: Scenario, make_client: ClientFactory
+) -> None:
+    # A completion date typed badly, then "on track" chosen: the save drops the date (it
+    # belongs to "completed"), so it must not be refused for it; the page still shows it while
+    # another problem refuses the save. Under "completed", or with nothing chosen yet, the
+    # same date is refused.
+    client = make_client()
+    page = continue_from_link(client, scenario.token)
+    done = scenario.milestone_ids[0]
+    objective = scenario.objective_id
+    date_field = f"m-{done}-completed_on"
+    error_id = f'id="m-{done}-completed_on-error"'
+    typed = {f"m-{done}-progress": "on_track", date_field: "30/06/2022"}
+
+    bad_link = {f"a-{objective}-0-text": "Hotline", f"a-{objective}-0-link_url": "ftp://x"}
+    refused = client.post(
+        "/form", data=form_fields(scenario, page, action="save", **typed, **bad_link)
+    )
+    assert refused.status_code == 400
+    assert error_id not in refused.text
+    assert 'value="30/06/2022"' in refused.text
+
+    saved = client.post("/form", data=form_fields(scenario, refused.text, action="save", **typed))
+    assert saved.status_code == 200 and "Draft saved" in saved.text
+    session.expire_all()
+    [revision] = session.exec(
+        select(SubmissionRevision).where(
+            SubmissionRevision.update_request_id == scenario.request_id
+        )
+    ).all()
+    milestones = {m["milestone_id"]: m for m in revision.content["milestones"]}
+    assert milestones[done]["progress"] == "on_track"
+    assert milestones[done]["completed_on"] is None
+
+    for progress in ("completed", ""):
+        again = {f"m-{done}-progress": progress, date_field: "30/06/2022"}
+        blocked = client.post(
+            "/form", data=form_fields(scenario, saved.text, action="save", **again)
+        )
+        assert blocked.status_code == 400, progress
+        assert error_id in blocked.text
+        assert 'value="30/06/2022"' in blocked.text
+    session.expire_all()
+    assert len(session.exec(select(SubmissionRevision)).all()) == 1
+
+
 def test_a_save_after_the_session_ended_shows_what_was_typed(
     scenario: Scenario, make_client: ClientFactory
 ) -> None:

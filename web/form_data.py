@@ -130,10 +130,15 @@ def _parse_milestone(
             completed_on = date.fromisoformat(completed_text)
         except ValueError:
             field_id = milestone_field(milestone_id, "completed_on")
+            # Shown back as typed whatever is chosen; refused only when the date counts: under
+            # "completed", or with nothing chosen yet (a draft keeps every field then, and an
+            # unreadable date could not be kept). Under another choice a save drops the field
+            # (MilestoneAnswer.chosen_only), so it must not block that save.
             state.raw[field_id] = completed_text
-            state.errors.append(
-                FieldError(field_id, "Enter the date as year-month-day, such as 2022-06-30.")
-            )
+            if progress in (None, MilestoneProgress.COMPLETED):
+                state.errors.append(
+                    FieldError(field_id, "Enter the date as year-month-day, such as 2022-06-30.")
+                )
     return MilestoneAnswer(
         milestone_id=milestone_id,
         progress=progress,

@@ -30,6 +30,7 @@ from models.notifications import (
 from models.tables import (
     AccessToken,
     Agency,
+    AnnualReport,
     Contact,
     Cycle,
     CycleState,
@@ -157,6 +158,17 @@ def open_cycle(
     ).first()
     if existing is not None:
         raise _already_open(plan, existing, ZoneInfo(timezone))
+    # A cycle writes a new year's report on top of the latest one. A year already reported
+    # (imported or published) would have its report replaced by the cycle's draft, and an
+    # earlier year has no report before it to start from.
+    latest = session.exec(
+        select(sa.func.max(AnnualReport.year)).where(AnnualReport.plan_id == _id(plan))
+    ).one()
+    if latest is not None and year <= latest:
+        raise CycleError(
+            f"{year}: {plan.slug} already has reports up to {latest} (imported or published); "
+            f"a cycle writes the report of a later year (the next is {latest + 1})"
+        )
     agency_ids = lead_agency_ids(session, _id(plan))
     if not agency_ids:
         raise CycleError(

@@ -240,3 +240,20 @@ def test_agency_list_and_contacts_with_clear_errors(
     )
     listing = run(cli, "agency", "list")
     assert re.search(r"MBIE\s+│.*│\s+1\s+│\s+\d+", listing)
+
+
+def test_a_year_already_reported_cannot_be_opened(cli: CliRunner, env: dict[str, str]) -> None:
+    # Opening 2021 on top of the imported 2021 report used to be accepted, and compiling that
+    # cycle then replaced the published report's entries with the draft's.
+    run(cli, "import", str(REPORT))
+    published = run(cli, "compile", "--year", "2021")
+    for year in ("2021", "2020"):
+        refused = run(
+            cli, "cycle", "open", year, "--deadline", "2022-12-02", "--now", "2022-02-01", code=1
+        )
+        assert refused.startswith(f"error: {year}: ") and "reports up to 2021" in refused
+        assert "the next is 2022" in refused and "Traceback" not in refused
+    assert count(env, "cycle") == 0 and count(env, "updaterequest") == 0
+    assert run(cli, "compile", "--year", "2021") == published
+    opened = run(cli, "cycle", "open", "2022", "--deadline", "2022-12-02", "--now", "2022-02-01")
+    assert "opened the 2022 cycle" in opened

@@ -124,7 +124,10 @@ def compile_command(
                 f"  {len(result.stale_edits)} coordinator edit(s) no longer apply: the agency "
                 "changed that text"
             )
-        console.print(f"  see it with: reportcycle compile {year} --format html (or the dashboard)")
+        console.print(
+            f"  see it with: reportcycle compile --year {year} --format html "
+            f"-o report-{year}-v{version.number}.html (or on the dashboard)"
+        )
 
 
 def _version_or_latest(session: Session, cycle: Cycle, number: int | None) -> ReportVersion:

@@ -42,6 +42,12 @@ def test_compile_approve_publish_and_audit_from_the_command_line(
 
     compiled = run(cli, "cycle", "compile", "2022", "--now", "2023-03-01")
     assert "compiled the 2022 report: draft version 1" in compiled
+    # The command it suggests to read the draft works as printed.
+    hint = compiled.split("see it with: reportcycle ", 1)[1].split(" (or", 1)[0]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(tmp_path)
+        run(cli, *hint.split())
+    assert "Last updated" in (tmp_path / "report-2022-v1.html").read_text(encoding="utf-8")
     assert "not answered: DIA, ENZ, INZ, MBIE, MFAT, MoJ, NZP, OT" in compiled
     again = run(cli, "cycle", "compile", "2022", "--now", "2023-03-01T12:00")
     assert "unchanged: version 1" in again

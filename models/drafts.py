@@ -38,6 +38,7 @@ here.
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from copy import deepcopy
@@ -917,18 +918,62 @@ def find_version(session: Session, cycle: Cycle, number: int) -> ReportVersion:
 
 
 def version_document(version: ReportVersion) -> ReportDocument:
+    """The document a version holds. Read it, never change it: the one of a stored version
+    is shared (see ``_DocumentCache``)."""
     state = sa.inspect(version)
     if "content" in state.unloaded and state.session is not None and version.id is not None:
+        session = state.session
+        key = (str(session.get_bind().engine.url), version.id, version.checksum)
+        cached = _documents.get(key)
+        if cached is not None:
+            return cached
         # Not loaded yet (``versions`` defers it): the stored JSON text validated as it is,
         # rather than decoded into Python objects first and those validated (a large
         # report's content is several megabytes).
-        text = state.session.execute(
+        text = session.execute(
             sa.select(sa.cast(col(ReportVersion.content), sa.Text())).where(
                 col(ReportVersion.id) == version.id
             )
         ).scalar_one()
-        return ReportDocument.model_validate_json(text)
+        document = ReportDocument.model_validate_json(text)
+        _documents.put(key, document)
+        return document
     return ReportDocument.model_validate(version.content)
+
+
+class _DocumentCache:
+    """The last few versions' documents, per process. A stored version never changes (its
+    content and checksum are frozen), while a coordinator opens the same one again and again
+    (the draft page, its downloads, the redlines); validating a large report's JSON is a good
+    share of each of those pages. The key holds the database, the version and its checksum,
+    so another database, or a row whose checksum differs, is never served this entry."""
+
+    SIZE = 3
+
+    def __init__(self) -> None:
+        self._entries: dict[tuple[str, int, str], ReportDocument] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, int, str]) -> ReportDocument | None:
+        with self._lock:
+            document = self._entries.pop(key, None)
+            if document is not None:
+                self._entries[key] = document  # the most recently used last
+            return document
+
+    def put(self, key: tuple[str, int, str], document: ReportDocument) -> None:
+        with self._lock:
+            self._entries.pop(key, None)
+            self._entries[key] = document
+            while len(self._entries) > self.SIZE:
+                del self._entries[next(iter(self._entries))]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+_documents = _DocumentCache()
 
 
 def snapshot(

@@ -121,7 +121,10 @@ def compile_command(
             fail("a Word document cannot go to standard output: give -o FILE.docx")
         typer.echo(data.decode("utf-8"), nl=False)
         return
-    write_atomically(output, data)
+    try:
+        write_atomically(output, data)
+    except OSError as exc:
+        fail(f"--output {output}: cannot write it ({exc.strerror or exc})")
     console.print(f"Wrote the {year} report ({fmt.value}) to {output}")
 
 

@@ -196,6 +196,8 @@ def publish_command(
 
     settings = load_settings()
     at, clock = _clock(now, settings)
+    if out.exists() and not out.is_dir():
+        fail(f"--out {out}: a file, not a folder; give the folder to write the report to")
     engine = ready_engine()
     with Session(engine, expire_on_commit=False) as session:
         if find_account(session, by) is None:
@@ -206,9 +208,17 @@ def publish_command(
             done = publish(
                 session, cycle, chosen, at, by.strip().lower(), out, base_url=settings.base_url
             )
-        except (ReviewError, OSError) as exc:
+        except ReviewError as exc:
             session.rollback()
             fail(str(exc))
+        except OSError as exc:
+            session.rollback()
+            # The database is untouched (rolled back); files already written are replaced by
+            # the next attempt.
+            fail(
+                f"--out {out}: cannot write the published files ({exc.strerror or exc}); "
+                "nothing was published"
+            )
         session.commit()
         console.print(f"published version {done.version.number} of the {year} report to {out}")
         for file in done.files:

@@ -114,6 +114,23 @@ def test_compile_writes_every_format(env: dict[str, str], tmp_path: Path) -> Non
     assert bali["delayed_from"] == "Quarter 3-4 2021"
 
 
+def test_compile_to_a_path_it_cannot_write_is_a_one_line_error(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    assert runner.invoke(app, ["import", str(REPORT_2021)]).exit_code == 0
+    folder = tmp_path / "out"
+    folder.mkdir()
+    blocker = folder / "a-file"
+    blocker.write_text("kept", encoding="utf-8")
+    for output in (blocker / "report.txt", folder):
+        result = runner.invoke(app, ["compile", "--year", "2021", "-o", str(output)])
+        assert result.exit_code == 1, result.output
+        assert result.stderr.startswith(f"error: --output {output}: cannot write it (")
+        assert len(result.stderr.splitlines()) == 1, result.stderr
+    assert blocker.read_text(encoding="utf-8") == "kept"
+    assert [p.name for p in folder.iterdir()] == ["a-file"]  # no temporary file left
+
+
 def test_compile_to_standard_output_and_unknown_year(env: dict[str, str]) -> None:
     assert runner.invoke(app, ["import", str(REPORT_2021)]).exit_code == 0
     result = runner.invoke(app, ["compile", "--year", "2021"])

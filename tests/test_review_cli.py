@@ -79,6 +79,15 @@ def test_compile_approve_publish_and_audit_from_the_command_line(
         cli, "cycle", "approve", "2022", "--by", "ana@mbie.govt.nz", "--now", "2023-03-02"
     )
     assert "approved version 1 of the 2022 report" in approved
+    # An --out that is a file, or under one: a one-line error, and nothing is published.
+    (tmp_path / "a-file").write_text("", encoding="utf-8")
+    for out in (tmp_path / "a-file", tmp_path / "a-file" / "site"):
+        bad_out = run(
+            cli, "cycle", "publish", "2022", "--by", "ana@mbie.govt.nz", "--out", str(out), code=1
+        )
+        assert bad_out.startswith(f"error: --out {out}: ") and "Traceback" not in bad_out
+        assert len(bad_out.strip().splitlines()) == 1
+    assert "(approved)" in run(cli, "cycle", "status", "2022")
     published = run(
         cli,
         "cycle",

@@ -46,7 +46,7 @@ class SimulatedClock:
 
 def parse_instant(text: str, tz: str = "Pacific/Auckland", default_hour: int = 9) -> datetime:
     """Read an ISO 8601 date-time for ``--now``. A date alone means 09:00 local time;
-    a date-time without an offset is local time."""
+    a date-time without an offset is local time. ValueError quoting the text otherwise."""
     zone = ZoneInfo(tz)
     try:
         parsed = datetime.fromisoformat(text)
@@ -56,4 +56,8 @@ def parse_instant(text: str, tz: str = "Pacific/Auckland", default_hour: int = 9
         parsed = datetime.combine(date.fromisoformat(text), time(default_hour), zone)
     elif parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=zone)
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        # The first or last day Python can hold, moved to UTC (0001-01-01 in Auckland).
+        raise ValueError(f"{text!r} is out of range") from None

@@ -257,3 +257,11 @@ def test_a_year_already_reported_cannot_be_opened(cli: CliRunner, env: dict[str,
     assert run(cli, "compile", "--year", "2021") == published
     opened = run(cli, "cycle", "open", "2022", "--deadline", "2022-12-02", "--now", "2022-02-01")
     assert "opened the 2022 cycle" in opened
+
+
+def test_now_out_of_range_is_a_one_line_error(cli: CliRunner, env: dict[str, str]) -> None:
+    run(cli, "import", str(REPORT))
+    for now in ("0001-01-01", "0001-01-01T05:00", "not-a-date"):
+        refused = run(cli, "sweep", "--now", now, "--dry-run", code=1)
+        assert refused.startswith("error: --now: ") and repr(now) in refused, refused
+        assert len(refused.strip().splitlines()) == 1

@@ -65,6 +65,20 @@ def _clock(now: str | None, settings: Settings) -> tuple[datetime, Callable[[], 
     return at, lambda: at
 
 
+def _check_mail(settings: Settings) -> None:
+    """Stop before anything is written when REPORTCYCLE_MAIL_URL cannot be used to send:
+    otherwise the command stores its messages, then fails with a traceback while sending them.
+    The message names the variable, never its value (it may hold a password)."""
+    if settings.mail_url is None:
+        return
+    from worker.notify import default_transport
+
+    try:
+        default_transport(settings)
+    except ValueError as exc:
+        fail(f"{exc}; nothing was done (reportcycle doctor checks the mail settings)")
+
+
 def _deliver(engine: sa.Engine, ids: list[int], clock: Callable[[], datetime]) -> None:
     """Send the claimed messages in this process and say how it went; exit 2 on failures."""
     if not ids:
@@ -103,6 +117,7 @@ def open_command(
     except ValueError:
         fail(f"--deadline: {deadline!r} is not a date (YYYY-MM-DD)")
     at, clock = _clock(now, settings)
+    _check_mail(settings)
     engine = ready_engine()
     with Session(engine, expire_on_commit=False) as session:
         try:
@@ -205,6 +220,7 @@ def resend_command(
 
     settings = load_settings()
     at, clock = _clock(now, settings)
+    _check_mail(settings)
     engine = ready_engine()
     with Session(engine, expire_on_commit=False) as session:
         try:
@@ -248,6 +264,7 @@ def deadline_command(
         fail(f"DEADLINE: {deadline!r} is not a date (YYYY-MM-DD)")
     settings = load_settings()
     at, clock = _clock(now, settings)
+    _check_mail(settings)
     engine = ready_engine()
     with Session(engine, expire_on_commit=False) as session:
         try:
@@ -287,6 +304,7 @@ def sweep_command(now: NowOption = None, dry_run: DryRunOption = False) -> None:
 
     settings = load_settings()
     at, clock = _clock(now, settings)
+    _check_mail(settings)
     engine = ready_engine()
     with Session(engine, expire_on_commit=False) as session:
         result = sweep(session, at, settings)

@@ -11,7 +11,7 @@ import typer
 from sqlmodel import Session
 
 from cli.common import actor_name, console, fail, load_settings, ready_engine
-from cli.cycle_commands import NowOption, PlanOption, _clock, _deliver, cycle_app
+from cli.cycle_commands import NowOption, PlanOption, _check_mail, _clock, _deliver, cycle_app
 
 if TYPE_CHECKING:
     from models.tables import Cycle, ReportVersion
@@ -196,6 +196,7 @@ def publish_command(
 
     settings = load_settings()
     at, clock = _clock(now, settings)
+    _check_mail(settings)
     if out.exists() and not out.is_dir():
         fail(f"--out {out}: a file, not a folder; give the folder to write the report to")
     engine = ready_engine()

@@ -265,3 +265,31 @@ def test_now_out_of_range_is_a_one_line_error(cli: CliRunner, env: dict[str, str
         refused = run(cli, "sweep", "--now", now, "--dry-run", code=1)
         assert refused.startswith("error: --now: ") and repr(now) in refused, refused
         assert len(refused.strip().splitlines()) == 1
+
+
+def test_a_mail_url_that_cannot_send_stops_before_anything_is_written(
+    cli: CliRunner, env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # It used to open the cycle, store its messages, then fail with a traceback while
+    # sending them.
+    from config import settings as settings_module
+
+    run(cli, "import", str(REPORT))
+    run(cli, "agency", "contact", "add", "MBIE", "alice@mbie.govt.nz")
+    secret = "S3cret-pw"
+    monkeypatch.setenv("REPORTCYCLE_MAIL_URL", f"json://ops:{secret}@hooks.example.org/")
+    settings_module.get_settings.cache_clear()
+    for args in (
+        ("cycle", "open", "2022", "--deadline", "2022-12-02", "--now", "2022-02-01"),
+        ("sweep", "--now", "2022-02-01"),
+    ):
+        refused = run(cli, *args, code=1)
+        assert refused.startswith("error: REPORTCYCLE_MAIL_URL must be an Apprise mailto://")
+        assert "nothing was done" in refused and secret not in refused
+        assert len(refused.strip().splitlines()) == 1
+    assert count(env, "cycle") == 0 and count(env, "notification") == 0
+
+    monkeypatch.delenv("REPORTCYCLE_MAIL_URL")
+    settings_module.get_settings.cache_clear()
+    opened = run(cli, "cycle", "open", "2022", "--deadline", "2022-12-02", "--now", "2022-02-01")
+    assert "delivered: 3 sent" in opened  # MBIE, and INZ and ENZ through MBIE

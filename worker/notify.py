@@ -28,6 +28,7 @@ URLs hold credentials: only ``url(privacy=True)`` forms reach a log or an error 
 from __future__ import annotations
 
 import atexit
+import binascii
 import contextlib
 import copy
 import email
@@ -46,7 +47,6 @@ import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from email.charset import QP, Charset
 from email.header import Header
 from email.message import Message
 from email.mime.multipart import MIMEMultipart
@@ -93,9 +93,6 @@ class _WirePolicy(email.policy.Compat32):
 
 
 WIRE = _WirePolicy(linesep="\r\n")
-# Quoted-printable: 7-bit safe for any server, and still readable in an .eml file.
-_BODY_CHARSET = Charset("utf-8")
-_BODY_CHARSET.body_encoding = QP
 _SAFE_FILE_NAME = re.compile(r"^[0-9]{8}T[0-9]{6}-n[0-9]+-[a-z0-9_-]+\.eml$")
 
 
@@ -145,8 +142,13 @@ def _header(name: str, value: str) -> str:
 
 
 def _text_part(text: str, subtype: str) -> MIMENonMultipart:
+    """A UTF-8 part in quoted-printable: 7-bit safe for any server, and still readable in an
+    .eml file. Encoded by ``binascii`` (C) rather than by the email package's charset, whose
+    encoder walks the body a character at a time in Python (a tenth of a message's cost);
+    both write valid quoted-printable that decodes to the same text."""
     part = MIMENonMultipart("text", subtype, charset="utf-8")
-    part.set_payload(text, _BODY_CHARSET)
+    part["Content-Transfer-Encoding"] = "quoted-printable"
+    part.set_payload(binascii.b2a_qp(text.encode("utf-8"), istext=True).decode("ascii"))
     return part
 
 

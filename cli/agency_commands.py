@@ -11,6 +11,7 @@ from rich.text import Text
 from sqlmodel import Session
 
 from cli.common import actor_name, console, fail, ready_engine
+from cli.plan_commands import read_report_file
 from models.clock import system_clock
 
 agency_app = typer.Typer(help="Agencies and their contacts.", no_args_is_help=True)
@@ -163,14 +164,8 @@ def import_command(
     """Add contacts from a CSV file (existing ones are updated); nothing is written on error."""
     from models.contacts import ContactError, import_contacts
 
-    if not file.is_file():
-        fail(f"{file}: no such file")
-    try:
-        text = file.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        fail(f"{file}: not UTF-8 text; save it as UTF-8 CSV and try again")
-    except OSError as exc:
-        fail(f"{file}: cannot read it ({exc.strerror})")
+    # Missing, a folder, unreadable, not UTF-8 (naming the line) or empty: one clear line.
+    text = read_report_file(file)
     engine = ready_engine()
     with Session(engine, expire_on_commit=False) as session:
         try:

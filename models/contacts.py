@@ -54,6 +54,23 @@ def normalise_email(text: str) -> str:
     return f"{local}@{domain.lower()}"
 
 
+MAX_CONTACT_NAME = 200
+MAX_NOTIFY_URL = 2000
+# Line breaks and other control characters: a name goes into the To: header of every mail.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def contact_name(text: str | None) -> str | None:
+    """The contact's name, trimmed (None when blank); ContactError when it is too long or
+    holds a line break or another control character."""
+    name = (text or "").strip()
+    if _CONTROL.search(name):
+        raise ContactError("the name holds a line break or another control character")
+    if len(name) > MAX_CONTACT_NAME:
+        raise ContactError(f"the name is longer than {MAX_CONTACT_NAME} characters")
+    return name or None
+
+
 def url_scheme(url: str) -> str:
     """What may be shown of a notify URL: its scheme only."""
     scheme, sep, _rest = url.partition("://")
@@ -85,6 +102,8 @@ def check_notify_url(url: str) -> str:
     if not value:
         raise ContactError("the notify URL is empty")
     shown = url_scheme(value)
+    if len(value) > MAX_NOTIFY_URL:
+        raise ContactError(f"the notify URL ({shown}) is longer than {MAX_NOTIFY_URL} characters")
     scheme = value.partition("://")[0].lower()
     if scheme in _REFUSED_SCHEMES:
         raise ContactError(
@@ -195,6 +214,7 @@ def add_contact(
     """Add a contact to ``agency`` (or bring back one removed earlier); ContactError when it
     is bad or already there. With ``actor``, the change goes to the audit log."""
     address = normalise_email(email)
+    name = contact_name(name)
     url = check_notify_url(notify_url) if notify_url else None
     existing = _existing(session, agency, address)
     if existing is not None and existing.active:
@@ -202,14 +222,14 @@ def add_contact(
     if existing is not None:
         contact = existing
         contact.active = True
-        contact.name = (name or "").strip() or contact.name
+        contact.name = name or contact.name
         contact.notify_url = url
         contact.is_coordinator = coordinator
     else:
         contact = Contact(
             agency_id=_id(agency),
             email=address,
-            name=(name or "").strip() or None,
+            name=name,
             notify_url=url,
             is_coordinator=coordinator,
             created_at=now,
@@ -303,14 +323,27 @@ def import_contacts(session: Session, text: str, now: datetime) -> ImportResult:
         raise ContactError("the CSV file is empty (it needs the header line)") from None
     columns = [cell.strip().lower() for cell in header]
     if tuple(columns) != CSV_COLUMNS:
+        # Spreadsheets in some locales save CSV with semicolons.
+        hint = (
+            "; the file must be comma-separated" if len(columns) == 1 and ";" in header[0] else ""
+        )
         raise ContactError(
-            f"line 1: the header must be {','.join(CSV_COLUMNS)} (found {','.join(columns)})"
+            f"line 1: the header must be {','.join(CSV_COLUMNS)} (found {','.join(columns)}{hint})"
         )
     problems: list[str] = []
     rows: list[_Row] = []
     seen: dict[tuple[int, str], int] = {}
-    for cells in reader:
-        line = reader.line_num
+    while True:
+        # A row's line is where it starts (a quoted field may hold line breaks).
+        line = reader.line_num + 1
+        try:
+            cells = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            # The reader cannot go on past such a line (an over-long field, say).
+            problems.append(f"line {line}: not readable as CSV ({exc})")
+            break
         if not any(cell.strip() for cell in cells):
             continue
         if len(cells) != len(CSV_COLUMNS):
@@ -373,6 +406,11 @@ def _read_row(
         email = normalise_email(cells["email"])
     except ContactError as exc:
         problems.append(f'line {line}, field "email": {exc}')
+    name: str | None = None
+    try:
+        name = contact_name(cells["name"])
+    except ContactError as exc:
+        problems.append(f'line {line}, field "name": {exc}')
     if cells["notify_url"].strip():
         try:
             url = check_notify_url(cells["notify_url"])
@@ -387,7 +425,7 @@ def _read_row(
         )
     if len(problems) > count or agency is None:
         return None
-    return _Row(line, agency, email, cells["name"].strip() or None, url, coordinator)
+    return _Row(line, agency, email, name, url, coordinator)
 
 
 # --- listing -----------------------------------------------------------------------------

@@ -113,6 +113,39 @@ def test_csv_import_is_all_or_nothing_and_names_line_and_field(session: Session)
     assert session.exec(select(Contact)).all() == []
 
 
+def test_csv_import_refuses_bad_names_and_an_unreadable_line_naming_each(
+    session: Session,
+) -> None:
+    # A name goes into the To: header of every mail: no line break or control character, at
+    # most 200 characters. A field over the csv module's limit used to be a traceback.
+    build_plan(session, contacts=False)
+    bad = (
+        HEADER
+        + "MBIE,alice@mbie.govt.nz,Alice,,no\n"
+        + 'NZP,bob@police.govt.nz,"Bob\nSmith",,no\n'
+        + f"OT,olive@ot.govt.nz,{'O' * 201},,no\n"
+        + "DIA,dan@dia.govt.nz,Dan\x00,,no\n"
+        + "DIA,dee@dia.govt.nz,"
+        + "d" * 200_000
+        + ",,no\n"
+    )
+    with pytest.raises(ContactError) as error:
+        import_contacts(session, bad, NOW)
+    message = str(error.value)
+    assert message.startswith("nothing imported:")
+    assert 'line 3, field "name": the name holds a line break' in message
+    assert 'line 5, field "name": the name is longer than 200 characters' in message
+    assert 'line 6, field "name": the name holds a line break or another control' in message
+    assert "line 7: not readable as CSV (field larger than field limit" in message
+    assert "line 2" not in message
+    assert session.exec(select(Contact)).all() == []
+
+    ot = find_agency(session, "OT")
+    with pytest.raises(ContactError, match="line break"):
+        add_contact(session, ot, "carl@ot.govt.nz", NOW, name="Carl\r\nBcc: x@evil.example")
+    assert session.exec(select(Contact)).all() == []
+
+
 def test_csv_import_adds_then_updates(session: Session) -> None:
     built = build_plan(session, contacts=False)
     first = import_contacts(

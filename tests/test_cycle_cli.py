@@ -293,3 +293,27 @@ def test_a_mail_url_that_cannot_send_stops_before_anything_is_written(
     settings_module.get_settings.cache_clear()
     opened = run(cli, "cycle", "open", "2022", "--deadline", "2022-12-02", "--now", "2022-02-01")
     assert "delivered: 3 sent" in opened  # MBIE, and INZ and ENZ through MBIE
+
+
+def test_contacts_import_file_problems_are_one_line_errors(
+    cli: CliRunner, env: dict[str, str], tmp_path: Path
+) -> None:
+    run(cli, "import", str(REPORT))
+    header = "agency,email,name,notify_url,coordinator\n"
+    latin1 = tmp_path / "latin1.csv"
+    latin1.write_bytes(
+        (header + "MBIE,a@mbie.govt.nz,Ana,,no\nOT,r@ot.govt.nz,Renée,,no\n").encode("latin-1")
+    )
+    semicolons = tmp_path / "semicolons.csv"
+    semicolons.write_text(header.replace(",", ";") + "MBIE;a@mbie.govt.nz;;;no\n", encoding="utf-8")
+    cases = {
+        tmp_path: "not a file",  # a folder used to say "no such file"
+        tmp_path / "missing.csv": "no such file",
+        latin1: "line 3: not UTF-8 text (byte 0xe9)",
+        semicolons: "the file must be comma-separated",
+    }
+    for path, expected in cases.items():
+        refused = run(cli, "agency", "contacts", "import", str(path), code=1)
+        assert refused.startswith(f"error: {path}: ") and expected in refused, refused
+        assert len(refused.strip().splitlines()) == 1
+    assert count(env, "contact") == 0

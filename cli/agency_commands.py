@@ -169,9 +169,12 @@ def import_command(
     engine = ready_engine()
     with Session(engine, expire_on_commit=False) as session:
         try:
-            result = import_contacts(session, text, system_clock())
+            result = import_contacts(session, text, system_clock(), actor_name())
         except ContactError as exc:
             session.rollback()
             fail(f"{file}: {exc}")
         session.commit()
-    console.print(f"{file}: {len(result.added)} contact(s) added, {len(result.updated)} updated")
+    console.print(
+        f"{file}: {len(result.added)} contact(s) added, {len(result.updated)} updated, "
+        f"{len(result.unchanged)} unchanged"
+    )

@@ -144,6 +144,7 @@ MAX_AGENCY_NAME = 200
 AGENCY_ADDED = "agency.added"
 CONTACT_ADDED = "contact.added"
 CONTACT_REMOVED = "contact.removed"
+CONTACT_UPDATED = "contact.updated"
 
 
 def add_agency(
@@ -256,9 +257,24 @@ def deactivate_contact(session: Session, contact_id: int, now: datetime, actor: 
 
 
 def _audit_contact(
-    session: Session, contact: Contact, agency: Agency, action: str, now: datetime, actor: str
+    session: Session,
+    contact: Contact,
+    agency: Agency,
+    action: str,
+    now: datetime,
+    actor: str,
+    *,
+    changed: Sequence[str] = (),
 ) -> None:
     # The address and role, never the notify URL (it may hold credentials).
+    detail: dict[str, object] = {
+        "email": contact.email,
+        "agency": agency.acronym,
+        "coordinator": contact.is_coordinator,
+        "notify_url": contact.notify_url is not None,
+    }
+    if changed:
+        detail["changed"] = list(changed)
     audit.record(
         session,
         actor=actor,
@@ -266,12 +282,7 @@ def _audit_contact(
         at=now,
         agency_id=agency.id,
         subject=f"contact:{contact.id}",
-        detail={
-            "email": contact.email,
-            "agency": agency.acronym,
-            "coordinator": contact.is_coordinator,
-            "notify_url": contact.notify_url is not None,
-        },
+        detail=detail,
     )
 
 
@@ -300,6 +311,8 @@ _FALSE = {"no", "n", "false", "0", ""}
 class ImportResult:
     added: list[Contact] = field(default_factory=list)
     updated: list[Contact] = field(default_factory=list)
+    # Rows that matched a current contact and changed nothing.
+    unchanged: list[Contact] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -312,10 +325,13 @@ class _Row:
     coordinator: bool
 
 
-def import_contacts(session: Session, text: str, now: datetime) -> ImportResult:
+def import_contacts(
+    session: Session, text: str, now: datetime, actor: str | None = None
+) -> ImportResult:
     """Add (or update) contacts from CSV text with the header
     ``agency,email,name,notify_url,coordinator``. All or nothing: every problem is collected
-    and raised together as one ContactError naming the line and field; nothing is written."""
+    and raised together as one ContactError naming the line and field; nothing is written.
+    With ``actor``, each contact added or changed goes to the audit log (as added by hand)."""
     reader = csv.reader(io.StringIO(text.lstrip("\ufeff")))
     try:
         header = next(reader)
@@ -376,14 +392,33 @@ def import_contacts(session: Session, text: str, now: datetime) -> ImportResult:
                 created_at=now,
             )
             session.add(contact)
+            session.flush()
             result.added.append(contact)
-        else:
-            existing.name = row.name or existing.name
-            existing.notify_url = row.notify_url or existing.notify_url
-            existing.is_coordinator = row.coordinator
-            existing.active = True
-            session.add(existing)
-            result.updated.append(existing)
+            if actor is not None:
+                _audit_contact(session, contact, row.agency, CONTACT_ADDED, now, actor)
+            continue
+        # A blank name or notify URL keeps the stored one.
+        wanted = {
+            "name": row.name or existing.name,
+            "notify_url": row.notify_url or existing.notify_url,
+            "is_coordinator": row.coordinator,
+            "active": True,
+        }
+        changed = [name for name, value in wanted.items() if getattr(existing, name) != value]
+        if not changed:
+            result.unchanged.append(existing)
+            continue
+        came_back = not existing.active
+        for name, value in wanted.items():
+            setattr(existing, name, value)
+        session.add(existing)
+        session.flush()
+        # Someone removed who is back is added again, as when added by hand.
+        (result.added if came_back else result.updated).append(existing)
+        if actor is not None:
+            action = CONTACT_ADDED if came_back else CONTACT_UPDATED
+            shown = [] if came_back else changed
+            _audit_contact(session, existing, row.agency, action, now, actor, changed=shown)
     session.flush()
     return result
 

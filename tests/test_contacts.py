@@ -8,7 +8,7 @@ import re
 from datetime import UTC, datetime
 
 import pytest
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from models.contacts import (
     ContactError,
@@ -28,7 +28,7 @@ from models.notifications import (
     digest_key,
     recipients,
 )
-from models.tables import Contact, Notification, NotificationItem
+from models.tables import AuditEvent, Contact, Notification, NotificationItem
 from tests.cycle_support import build_plan
 
 NOW = datetime(2022, 2, 1, tzinfo=UTC)
@@ -174,6 +174,42 @@ def test_csv_import_adds_then_updates(session: Session) -> None:
     session.add(alice)
     session.flush()
     assert recipients(session, mbie) == []
+
+
+def test_csv_import_counts_unchanged_rows_and_audits_what_it_changes(session: Session) -> None:
+    # A second import of the same file changed nothing but reported every row "updated", and
+    # contacts imported from a file (who receives the agencies' links) left no audit trail.
+    build_plan(session, contacts=False)
+    text = HEADER + "MBIE,alice@mbie.govt.nz,Alice,,no\nNZP,bob@police.govt.nz,Bob,,no\n"
+    first = import_contacts(session, text, NOW, actor="cli:ops")
+    assert (len(first.added), len(first.updated), len(first.unchanged)) == (2, 0, 0)
+    again = import_contacts(session, text, NOW, actor="cli:ops")
+    assert (len(again.added), len(again.updated), len(again.unchanged)) == (0, 0, 2)
+    secret = "T1/B2/s3cr3t"
+    changed = import_contacts(
+        session,
+        HEADER
+        + "MBIE,alice@mbie.govt.nz,Alice,,yes\n"
+        + f"NZP,bob@police.govt.nz,Bob,slack://{secret},no\n",
+        NOW,
+        actor="cli:ops",
+    )
+    assert (len(changed.added), len(changed.updated), len(changed.unchanged)) == (0, 2, 0)
+    bob = changed.updated[1]
+    bob.active = False  # left; a later file brings him back
+    session.add(bob)
+    back = import_contacts(session, HEADER + "NZP,bob@police.govt.nz,,,no\n", NOW, actor="x")
+    assert [c.email for c in back.added] == ["bob@police.govt.nz"] and bob.active
+
+    events = session.exec(select(AuditEvent).order_by(col(AuditEvent.id))).all()
+    assert [(e.action, e.actor, e.detail["email"], e.detail.get("changed")) for e in events] == [
+        ("contact.added", "cli:ops", "alice@mbie.govt.nz", None),
+        ("contact.added", "cli:ops", "bob@police.govt.nz", None),
+        ("contact.updated", "cli:ops", "alice@mbie.govt.nz", ["is_coordinator"]),
+        ("contact.updated", "cli:ops", "bob@police.govt.nz", ["notify_url"]),
+        ("contact.added", "x", "bob@police.govt.nz", None),
+    ]
+    assert all(secret not in str(e.detail) for e in events)
 
 
 def test_adding_a_contact_twice_is_refused(session: Session) -> None:

@@ -71,7 +71,7 @@ def _prepare(cli: CliRunner, tmp_path: Path) -> None:
         encoding="utf-8",
     )
     imported = run(cli, "agency", "contacts", "import", str(contacts))
-    assert "2 contact(s) added, 0 updated" in imported
+    assert "2 contact(s) added, 0 updated, 0 unchanged" in imported
 
 
 def test_cycle_open_dry_run_then_open_send_status_sweep_and_resend(
@@ -240,6 +240,18 @@ def test_agency_list_and_contacts_with_clear_errors(
     )
     listing = run(cli, "agency", "list")
     assert re.search(r"MBIE\s+│.*│\s+1\s+│\s+\d+", listing)
+
+    good = tmp_path / "good.csv"
+    good.write_text(
+        "agency,email,name,notify_url,coordinator\nNZP,bob@police.govt.nz,Bob,,no\n",
+        encoding="utf-8",
+    )
+    assert "1 contact(s) added, 0 updated, 0 unchanged" in run(
+        cli, "agency", "contacts", "import", str(good)
+    )
+    assert "0 contact(s) added, 0 updated, 1 unchanged" in run(
+        cli, "agency", "contacts", "import", str(good)
+    )
 
 
 def test_a_year_already_reported_cannot_be_opened(cli: CliRunner, env: dict[str, str]) -> None:

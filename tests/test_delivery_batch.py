@@ -248,3 +248,30 @@ def test_the_real_messages_of_a_batch_carry_one_live_link_each_and_mark_requests
             select(AuditEvent).where(col(AuditEvent.action) == "request.sent")
         ).all()
         assert len(events) == len(sent) == len(ids)
+
+
+def test_a_batch_reads_its_recipients_in_one_query_whatever_its_size(
+    session: Session, agency: Agency, smtp_server: SmtpServer, tmp_path: Path
+) -> None:
+    # The session keeps its objects across commits, as the worker's does.
+    assert session.expire_on_commit is False
+    transport = transport_for(smtp_server, tmp_path)
+    engine = session.get_bind().engine
+    reads: list[str] = []
+
+    def count(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if statement.lstrip().upper().startswith("SELECT") and "FROM contact" in statement:
+            reads.append(statement)
+
+    every = notifications(session, agency, 8)
+    session.commit()
+    for ids in (every[:2], every[2:]):
+        session.expunge_all()  # nothing of the setup left in the identity map
+        reads.clear()
+        sa.event.listen(engine, "before_cursor_execute", count)
+        try:
+            result = batch(session, ids, transport)
+        finally:
+            sa.event.remove(engine, "before_cursor_execute", count)
+        assert all(o.sent_now for o in result.outcomes)
+        assert len(reads) == 1, (len(ids), reads)

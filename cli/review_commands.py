@@ -51,16 +51,36 @@ def coordinator_add_command(
         typer.Option("--password-stdin", help="Read the password from standard input (one line)."),
     ] = False,
 ) -> None:
-    """Add a coordinator who signs in to the dashboard (or set a new password)."""
+    """Add a coordinator who signs in to the dashboard, or set a new password for one.
+
+    Example: reportcycle coordinator add you@example.org
+
+    For an email that already has an account this sets a new password, and every session
+    signed in with the old one ends; the command says which it did."""
     import getpass
 
-    from models.accounts import AccountError, account_email, add_account, password_problem
+    from models.accounts import (
+        AccountError,
+        account_email,
+        add_account,
+        find_account,
+        password_problem,
+    )
     from models.clock import system_clock
 
     try:
         address = account_email(email)
     except AccountError as exc:
         fail(str(exc))
+    engine = ready_engine()
+    with Session(engine) as session:
+        existing = find_account(session, address) is not None
+    if existing and not password_stdin:
+        # Said before the prompt, so a mistyped "add" of someone else can still be stopped.
+        console.print(
+            f"{address} is already a coordinator: this sets a new password and ends their "
+            "signed-in sessions (Ctrl-C to stop)"
+        )
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
@@ -70,11 +90,16 @@ def coordinator_add_command(
     problem = password_problem(password)
     if problem:
         fail(problem)
-    engine = ready_engine()
     with Session(engine, expire_on_commit=False) as session:
         account = add_account(session, address, password, system_clock(), actor=actor_name())
         session.commit()
-        console.print(f"coordinator {account.email} can sign in at /dashboard")
+    if existing:
+        console.print(
+            f"coordinator {account.email}: new password set; sessions signed in with the old "
+            "one have ended"
+        )
+    else:
+        console.print(f"added coordinator {account.email}: can sign in at /dashboard")
 
 
 @cycle_app.command("compile")

@@ -61,7 +61,25 @@ def test_compile_approve_publish_and_audit_from_the_command_line(
     added = run(
         cli, "coordinator", "add", "Ana@MBIE.govt.nz", "--password-stdin", stdin=PASSWORD + "\n"
     )
-    assert "coordinator ana@mbie.govt.nz can sign in" in added
+    assert "added coordinator ana@mbie.govt.nz: can sign in at /dashboard" in added
+    # The same email again sets a new password, and says so (it used to print the same
+    # "can sign in" line as for a new account).
+    reset = run(
+        cli, "coordinator", "add", "ana@mbie.govt.nz", "--password-stdin", stdin="x" * 14 + "\n"
+    )
+    assert "coordinator ana@mbie.govt.nz: new password set" in reset and "added" not in reset
+    prompts: list[str] = []
+
+    def getpass(prompt: str) -> str:
+        prompts.append(prompt)
+        return PASSWORD
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("getpass.getpass", getpass)
+        typed = run(cli, "coordinator", "add", "ana@mbie.govt.nz")
+    # Warned before the password is asked for, so a mistaken "add" can still be stopped.
+    assert typed.index("ana@mbie.govt.nz is already a coordinator") == 0
+    assert prompts == ["Password for ana@mbie.govt.nz: ", "Again: "]
 
     unapproved = run(
         cli,

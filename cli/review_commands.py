@@ -260,30 +260,51 @@ def publish_command(
 @cycle_app.command("audit")
 def audit_command(
     year: Annotated[int, typer.Argument(help="The reporting year.")],
-    as_csv: Annotated[bool, typer.Option("--csv", help="Write the log as CSV to stdout.")] = False,
+    as_csv: Annotated[
+        bool,
+        typer.Option("--csv", help="Write the log as CSV to stdout (times in UTC, ISO 8601)."),
+    ] = False,
     plan: PlanOption = None,
 ) -> None:
-    """Show YEAR's audit log: every state change, who and when."""
-    import json
+    """Show YEAR's audit log: every state change, who and when (in REPORTCYCLE_TIMEZONE,
+    as on the dashboard).
 
+    Example: reportcycle cycle audit 2022 --csv > audit-2022.csv"""
+    import json
+    from zoneinfo import ZoneInfo
+
+    from models.clock import as_aware
     from models.publishing import agencies_by_id, cycle_log, export_audit
 
+    settings = load_settings()
     engine = ready_engine()
     with Session(engine) as session:
         cycle = _cycle(session, year, plan)
         if as_csv:
             sys.stdout.write(export_audit(session, cycle))
             return
-        console.print(f"{year} cycle: audit log (times in UTC)")
         events = cycle_log(session, cycle)
         agencies = agencies_by_id(session, {e.agency_id for e in events if e.agency_id})
-        for event in events:
-            detail = json.dumps(event.detail, ensure_ascii=False, sort_keys=True)
-            agency = agencies.get(event.agency_id or 0)
-            console.print(
-                f"{event.at:%Y-%m-%d %H:%M}  {event.action:<26} {event.actor}"
-                + (f"  {agency.acronym}" if agency else "")
-                + (f"  {event.subject}" if event.subject else "")
-                + (f"  {detail}" if event.detail else ""),
-                markup=False,
+    zone = ZoneInfo(settings.timezone)
+    rows = []
+    for event in events:
+        agency = agencies.get(event.agency_id or 0)
+        rows.append(
+            (
+                # The coordinators' time zone, as the dashboard shows it (NZDT/NZST named).
+                as_aware(event.at).astimezone(zone).strftime("%Y-%m-%d %H:%M %Z"),
+                event.action,
+                event.actor,
+                agency.acronym if agency else "",
+                event.subject or "",
+                json.dumps(event.detail, ensure_ascii=False, sort_keys=True)
+                if event.detail
+                else "",
             )
+        )
+    console.print(f"{year} cycle: audit log (times in {settings.timezone})", markup=False)
+    # Columns aligned on their widest value; the detail, last, runs as long as it needs.
+    widths = [max((len(row[i]) for row in rows), default=0) for i in range(5)]
+    for row in rows:
+        cells = [cell.ljust(width) for cell, width in zip(row[:5], widths, strict=True)]
+        console.print("  ".join([*cells, row[5]]).rstrip(), markup=False)

@@ -475,6 +475,9 @@ def test_the_audit_log_page_and_csv(
     client.post(f"/dashboard/cycles/{c.cycle.id}/compile", data={"csrf": csrf})
     page = client.get(f"/dashboard/cycles/{c.cycle.id}/audit")
     assert page.status_code == 200
+    # Times are in the coordinators' time zone, so the column does not claim UTC.
+    assert '<th scope="col">When</th>' in page.text and "(UTC)" not in page.text
+    assert re.search(r"<td>\d{4}-\d\d-\d\d \d\d:\d\d NZ[DS]T</td>", page.text)
     assert "cycle.opened" in page.text and "draft.compiled" in page.text
     exported = client.get(f"/dashboard/cycles/{c.cycle.id}/audit.csv")
     assert exported.headers["content-type"].startswith("text/csv")

@@ -7,6 +7,7 @@ import csv
 import email
 import email.policy
 import io
+import re
 from pathlib import Path
 
 import pytest
@@ -145,3 +146,10 @@ def test_compile_approve_publish_and_audit_from_the_command_line(
         assert action in actions
     table = run(cli, "cycle", "audit", "2022")
     assert "report.published" in table
+    # In New Zealand time as on the dashboard (it printed UTC: 2022-10-31 20:00), one column
+    # per field, aligned.
+    assert table.splitlines()[0] == "2022 cycle: audit log (times in Pacific/Auckland)"
+    lines = table.splitlines()[1:]
+    assert lines[0].startswith("2022-11-01 09:00 NZDT  cycle.opened ")
+    starts = {tuple(m.start() for m in re.finditer(r"\S+(?: \S+)*", line))[:3] for line in lines}
+    assert len(starts) == 1, starts

@@ -10,6 +10,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 from sqlmodel import Session, col, select
 
 from models import audit
@@ -587,13 +589,31 @@ def resend_link(
     return Reissued(agency, request, int(revoked or 0), ids)
 
 
-def mark_request_sent(session: Session, request_id: int, now: datetime) -> None:
-    """The first message carrying the link went out: a pending request becomes sent."""
-    request = session.get(UpdateRequest, request_id)
-    if request is not None and request.state == RequestState.PENDING:
-        request.state = RequestState.SENT
-        request.sent_at = now
-        session.add(request)
+def mark_request_sent(session: Session, request_id: int, now: datetime) -> bool:
+    """The first message carrying the link went out: a pending request becomes sent. True
+    when this call moved it. The condition is checked in the database, not on the session's
+    copy: a request another process has moved on meanwhile (its link opened, its answer
+    submitted) is left as it is, however old the copy this session holds."""
+    table: sa.Table = UpdateRequest.__table__  # type: ignore[attr-defined]
+    marked = (
+        session.connection()
+        .execute(
+            sa.update(table)
+            .where(table.c.id == request_id, table.c.state == RequestState.PENDING)
+            .values(state=RequestState.SENT, sent_at=now)
+        )
+        .rowcount
+        == 1
+    )
+    held = session.identity_map.get(identity_key(UpdateRequest, request_id))
+    if isinstance(held, UpdateRequest):
+        if marked:
+            # What the UPDATE wrote, without making the copy dirty (no flush writes it).
+            set_committed_value(held, "state", RequestState.SENT)
+            set_committed_value(held, "sent_at", now)
+        else:
+            session.expire(held)  # read again when next used
+    return marked
 
 
 def _id(row: Plan | Cycle) -> int:

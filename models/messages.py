@@ -15,11 +15,12 @@ import functools
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import jinja2
 import sqlalchemy as sa
+from sqlalchemy.orm.util import identity_key
 from sqlmodel import Session, col, select
 
 from models import audit
@@ -147,7 +148,9 @@ def after_sent(session: Session, notification: Notification, now: datetime) -> N
     request = session.get(UpdateRequest, request_id)
     if request is None or request.state != RequestState.PENDING:
         return
-    mark_request_sent(session, request_id, now)
+    if not mark_request_sent(session, request_id, now):
+        return  # another process moved it on since this session read it
+    _requests_not_pending(session).add(request_id)
     audit.record(
         session,
         actor="delivery",
@@ -211,6 +214,10 @@ def days_until(day: date, today: date) -> str:
     if days == -1:
         return "yesterday"
     return f"{-days} days ago"
+
+
+_Row = TypeVar("_Row", UpdateRequest, Cycle, Plan, Agency)
+_HELD = "reportcycle.messages.held"
 
 
 class _View:
@@ -305,6 +312,9 @@ class _View:
         one query instead of four (each None when not named or not found)."""
         if not (agency_id or request_id or cycle_id):
             return None, None, None, None
+        known = self._in_session(agency_id, request_id, cycle_id)
+        if known is not None:
+            return known
         row = self.session.exec(
             _PRELOAD,
             params={
@@ -316,7 +326,37 @@ class _View:
         if row is None:
             return None, None, None, None
         request, cycle, plan, agency = row
+        # The session's identity map holds its objects weakly: kept here, they are still in it
+        # for the next message of the batch (``_in_session``).
+        held: dict[tuple[type, int], object] = self.session.info.setdefault(_HELD, {})
+        for found in (request, cycle, plan, agency):
+            if found is not None and found.id is not None:
+                held[(type(found), found.id)] = found
         return request, cycle, plan, agency
+
+    def _in_session(
+        self, agency_id: int | None, request_id: int | None, cycle_id: int | None
+    ) -> tuple[UpdateRequest | None, Cycle, Plan, Agency | None] | None:
+        """The same four rows when an earlier message of this session (a batch) loaded them
+        all: a sweep's batch holds many messages for one cycle and for each agency's several
+        contacts. None when one of them is not in the session: the query reads them."""
+        request = self._known(UpdateRequest, request_id) if request_id else None
+        if request_id and request is None:
+            return None
+        cycle_id = cycle_id or (request.cycle_id if request is not None else None)
+        cycle = self._known(Cycle, cycle_id) if cycle_id else None
+        plan = self._known(Plan, cycle.plan_id) if cycle is not None else None
+        if cycle is None or plan is None:
+            return None
+        agency = self._known(Agency, agency_id) if agency_id else None
+        if agency_id and agency is None:
+            return None
+        return request, cycle, plan, agency
+
+    def _known(self, model: type[_Row], row_id: int) -> _Row | None:
+        """The row if this session holds it (no query)."""
+        found = self.session.identity_map.get(identity_key(model, row_id))
+        return found if isinstance(found, model) else None
 
     def _cycle(self, cycle: Cycle | None, request: UpdateRequest | None) -> dict[str, Any] | None:
         if cycle is None:

@@ -275,3 +275,72 @@ def test_a_batch_reads_its_recipients_in_one_query_whatever_its_size(
             sa.event.remove(engine, "before_cursor_execute", count)
         assert all(o.sent_now for o in result.outcomes)
         assert len(reads) == 1, (len(ids), reads)
+
+
+def test_a_request_another_process_moved_on_is_left_as_it_is(world: World) -> None:
+    """The session's copy of a request says pending while, elsewhere, its link went out and
+    was opened: the message sent now must not set it back to sent, nor say so in the audit."""
+    from models.messages import after_sent
+
+    with (
+        world.engine.connect() as connection,
+        Session(bind=connection, expire_on_commit=False) as session,
+    ):
+        notification = session.get(Notification, world.update_request_ids[0])
+        assert notification is not None and notification.context is not None
+        request_id = notification.context["update_request_id"]
+        copy = session.get(UpdateRequest, request_id)
+        assert copy is not None and copy.state is RequestState.PENDING
+        session.commit()
+        with world.engine.begin() as other:
+            other.execute(
+                sa.update(UpdateRequest)
+                .where(col(UpdateRequest.id) == request_id)
+                .values(state=RequestState.OPENED)
+            )
+
+        after_sent(session, notification, NOW)
+        session.commit()
+
+        assert copy.state is RequestState.OPENED, "the stale copy is read again"
+    with Session(world.engine) as session:
+        request = session.get(UpdateRequest, request_id)
+        assert request is not None and request.state is RequestState.OPENED
+        events = session.exec(
+            select(AuditEvent).where(col(AuditEvent.action) == "request.sent")
+        ).all()
+        assert events == []
+
+
+def test_messages_of_one_request_in_a_batch_read_its_rows_once(world: World) -> None:
+    """A batch renders many messages for the same cycle and agency (each of its contacts):
+    the request, cycle, plan and agency are read for the first and found in the session
+    for the next."""
+    from models.messages import render_message
+
+    preloads: list[str] = []
+
+    def count(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if "LEFT OUTER JOIN updaterequest" in statement:
+            preloads.append(statement)
+
+    sa.event.listen(world.engine, "before_cursor_execute", count)
+    try:
+        with (
+            world.engine.connect() as connection,
+            Session(bind=connection, expire_on_commit=False) as session,
+        ):
+            notification = session.get(Notification, world.update_request_ids[0])
+            assert notification is not None
+            first = render_message(
+                session, notification, NOW, base_url="https://r.example", timezone="UTC"
+            )
+            second = render_message(
+                session, notification, NOW, base_url="https://r.example", timezone="UTC"
+            )
+            session.rollback()
+    finally:
+        sa.event.remove(world.engine, "before_cursor_execute", count)
+    assert len(preloads) == 1
+    assert first.subject == second.subject
+    assert first.text.split("/r/")[0] == second.text.split("/r/")[0]

@@ -450,7 +450,11 @@ def test_html_contents_link_to_every_pillar_and_objective() -> None:
         e.attrs["aria-labelledby"] for e in parsed.elements if "aria-labelledby" in e.attrs
     ]
     assert len(labelled_by) == 1 + 2 + 3 + 2  # contents, pillars, objectives, annual reports
-    assert all(target in ids for target in labelled_by)
+    assert all(target in ids for value in labelled_by for target in value.split())
+    # Each landmark has a name of its own: an annual report's names its objective too (a
+    # screen reader's list of regions would otherwise repeat "Annual implementation report").
+    assert len(set(labelled_by)) == len(labelled_by)
+    assert all(len(v.split()) == 2 for v in labelled_by if v.startswith("report-"))
     assert len(ids) == len([e for e in parsed.elements if e.attrs.get("id")])  # unique
 
 

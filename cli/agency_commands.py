@@ -74,7 +74,9 @@ def add_agency_command(
         typer.Option("--alias", help="Another name it goes by (repeatable), e.g. Customs."),
     ] = None,
 ) -> None:
-    """Add an agency that the imported report does not name yet."""
+    """Add an agency that the imported report does not name yet.
+
+    Example: reportcycle agency add NZCS 'New Zealand Customs Service' --alias Customs"""
     from models.contacts import ContactError, add_agency
 
     engine = ready_engine()
@@ -125,7 +127,9 @@ def add_command(
         ),
     ] = False,
 ) -> None:
-    """Add a contact to AGENCY."""
+    """Add a contact to AGENCY: they receive its update request, link and reminders.
+
+    Example: reportcycle agency contact add MBIE ana@mbie.govt.nz --name 'Ana Smith'"""
     from models.contacts import ContactError, add_contact, find_agency
 
     engine = ready_engine()
@@ -161,7 +165,15 @@ def import_command(
         ),
     ],
 ) -> None:
-    """Add contacts from a CSV file (existing ones are updated); nothing is written on error."""
+    """Add contacts from a CSV file (existing ones are updated); nothing is written on error.
+
+    Every problem is listed with its line and field. A file looks like:
+
+    agency,email,name,notify_url,coordinator
+
+    MBIE,ana@mbie.govt.nz,Ana Smith,,no
+
+    Example: reportcycle agency contacts import contacts.csv"""
     from models.contacts import ContactError, import_contacts
 
     # Missing, a folder, unreadable, not UTF-8 (naming the line) or empty: one clear line.

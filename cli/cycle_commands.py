@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 cycle_app = typer.Typer(
     help="The yearly reporting cycle: open it, see where it stands, move its deadline, "
-    "resend a link.",
+    "resend a link, compile, approve and publish its report, read its audit log.",
     no_args_is_help=True,
 )
 
@@ -34,8 +34,9 @@ NowOption = Annotated[
     str | None,
     typer.Option(
         "--now",
-        help="Act as if it were this ISO 8601 date-time (a date alone means 09:00 "
-        "Pacific/Auckland; no offset means local time). Default: the real time.",
+        help="Act as if it were this ISO 8601 date-time, for rehearsals, e.g. 2022-02-01 or "
+        "2022-02-01T14:30. A date alone means 09:00; without an offset the time is read in "
+        "REPORTCYCLE_TIMEZONE (Pacific/Auckland by default). Default: the real time.",
     ),
 ]
 DryRunOption = Annotated[
@@ -108,7 +109,11 @@ def open_command(
     dry_run: DryRunOption = False,
     plan: PlanOption = None,
 ) -> None:
-    """Open the reporting cycle for YEAR and send each lead agency its update request."""
+    """Open the reporting cycle for YEAR and send each lead agency its update request.
+
+    YEAR is the year the report covers, after the latest report in the database.
+
+    Example: reportcycle cycle open 2022 --deadline 2022-10-28 --dry-run"""
     from models.cycles import CycleError, find_plan, open_cycle
 
     settings = load_settings()
@@ -172,7 +177,9 @@ def status_command(
     year: Annotated[int, typer.Argument(help="The reporting year.")],
     plan: PlanOption = None,
 ) -> None:
-    """Show each agency's update request in YEAR: state, reminders, milestones due, slipped."""
+    """Show each agency's update request in YEAR: state, reminders, milestones due, slipped.
+
+    Example: reportcycle cycle status 2022"""
     from models.cycles import CycleError, cycle_status, find_cycle, find_plan
 
     engine = ready_engine()
@@ -215,7 +222,9 @@ def resend_command(
     now: NowOption = None,
     plan: PlanOption = None,
 ) -> None:
-    """Re-issue AGENCY's link: every earlier link stops working, each contact gets a new one."""
+    """Re-issue AGENCY's link: every earlier link stops working, each contact gets a new one.
+
+    Example: reportcycle cycle resend 2022 NZP"""
     from models.cycles import CycleError, find_cycle, find_plan, resend_link
 
     settings = load_settings()
@@ -255,7 +264,9 @@ def deadline_command(
     now: NowOption = None,
     plan: PlanOption = None,
 ) -> None:
-    """Move YEAR's deadline, or extend one agency's; tell the agencies still to answer."""
+    """Move YEAR's deadline, or extend one agency's; tell the agencies still to answer.
+
+    Example: reportcycle cycle deadline 2022 2022-11-11 --agency NZP --reason 'Staff away'"""
     from models.cycles import CycleError, change_deadline, find_cycle, find_plan
 
     try:
@@ -296,7 +307,11 @@ def deadline_command(
 
 
 def sweep_command(now: NowOption = None, dry_run: DryRunOption = False) -> None:
-    """Send what is due now: milestone and deadline reminders, escalations, slip notices."""
+    """Send what is due now: milestone and deadline reminders, escalations, slip notices.
+
+    Safe to run as often as you like (each message is sent once), e.g. from cron.
+
+    Example: reportcycle sweep --dry-run"""
     from sqlmodel import select
 
     from models.sweep import sweep

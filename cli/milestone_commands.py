@@ -38,7 +38,9 @@ def list_command(
     ] = None,
     plan: PlanOption = None,
 ) -> None:
-    """List the plan's milestones: number, objective, due period, lead, status and text."""
+    """List the plan's milestones: number, objective, due period, lead, status and text.
+
+    Example: reportcycle milestone list --agency MBIE --status delayed"""
     from models.contacts import ContactError, find_agency
     from models.cycles import CycleError, find_plan
     from models.milestone_leads import LeadError, list_milestones
@@ -80,7 +82,9 @@ def lead_command(
     agency: Annotated[str, typer.Argument(help="The agency that leads it, e.g. INZ.")],
     reason: Annotated[str | None, typer.Option("--reason", help="Why, for the audit log.")] = None,
 ) -> None:
-    """Correct who leads a milestone (the importer guesses it from the milestone's text)."""
+    """Correct who leads a milestone (the importer guesses it from the milestone's text).
+
+    Example: reportcycle milestone lead 14 NZP --reason 'Police run the liaison officers'"""
     from models.contacts import ContactError
     from models.milestone_leads import LeadError, change_lead
 

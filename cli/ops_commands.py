@@ -245,9 +245,11 @@ def register(app: typer.Typer) -> None:
     @app.command("serve")
     def serve_command(
         host: Annotated[str, typer.Option(help="Address the web app listens on.")] = "127.0.0.1",
-        port: Annotated[int, typer.Option(help="Port the web app listens on.")] = 8000,
+        port: Annotated[
+            int, typer.Option(help="Port the web app listens on.", min=1, max=65535)
+        ] = 8000,
         concurrency: Annotated[
-            int | None, typer.Option(help="Worker processes (default: one per CPU).")
+            int | None, typer.Option(help="Worker processes (default: one per CPU).", min=1)
         ] = None,
     ) -> None:
         """Run the web app, a worker and the beat in one command on this machine.
@@ -260,7 +262,7 @@ def register(app: typer.Typer) -> None:
     @app.command("web")
     def web_command(
         host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-        port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+        port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)] = 8000,
     ) -> None:
         """Run only the web app (uvicorn), with reportcycle's logging."""
         run_web(host=host, port=port)
@@ -271,7 +273,7 @@ def register(app: typer.Typer) -> None:
             bool, typer.Option("--beat", help="Run the beat inside this worker (one only!).")
         ] = False,
         concurrency: Annotated[
-            int | None, typer.Option(help="Worker processes (default: one per CPU).")
+            int | None, typer.Option(help="Worker processes (default: one per CPU).", min=1)
         ] = None,
         loglevel: Annotated[str, typer.Option(help="Celery log level.")] = "INFO",
     ) -> None:

@@ -71,7 +71,10 @@ def import_command(
 ) -> None:
     """Read a published annual report into the database.
 
-    Idempotent: importing the same document again changes nothing."""
+    Idempotent: importing the same document again changes nothing. On an error (named with
+    its line) nothing is stored.
+
+    Example: reportcycle import models/data/nz-plan-of-action-2021.txt"""
     from models.importer import import_report
 
     text = read_report_file(path)
@@ -106,7 +109,9 @@ def compile_command(
         str | None, typer.Option("--plan", help="Plan slug, when there are several.")
     ] = None,
 ) -> None:
-    """Write a year's report from the database as txt, md, html, docx or csv."""
+    """Write a year's report from the database as txt, md, html, docx or csv.
+
+    Example: reportcycle compile --year 2021 --format docx -o report-2021.docx"""
     engine = ready_engine()
     with Session(engine) as session:
         try:

@@ -111,7 +111,9 @@ def compile_command(
         str | None, typer.Option("--by", help="Who compiles (default: this user).")
     ] = None,
 ) -> None:
-    """Compile the agencies' submitted answers into YEAR's report draft (a new version)."""
+    """Compile the agencies' submitted answers into YEAR's report draft (a new version).
+
+    Example: reportcycle cycle compile 2022"""
     from models import drafts
 
     settings = load_settings()
@@ -182,7 +184,9 @@ def approve_command(
     now: NowOption = None,
     plan: PlanOption = None,
 ) -> None:
-    """Approve YEAR's latest draft version: the answers become final."""
+    """Approve YEAR's latest draft version: the answers become final.
+
+    Example: reportcycle cycle approve 2022 --by you@example.org"""
     from models.accounts import find_account
     from models.publishing import ReviewError, approve
 
@@ -215,7 +219,9 @@ def publish_command(
     now: NowOption = None,
     plan: PlanOption = None,
 ) -> None:
-    """Publish YEAR's approved version: write its files, close the cycle, tell everyone."""
+    """Publish YEAR's approved version: write its files, close the cycle, tell everyone.
+
+    Example: reportcycle cycle publish 2022 --by you@example.org --out site/reports"""
     from models.accounts import find_account
     from models.publishing import ReviewError, publish
 

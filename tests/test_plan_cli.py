@@ -162,3 +162,62 @@ def test_every_command_has_help(command: list[str]) -> None:
     result = runner.invoke(app, [*command, "--help"])
     assert result.exit_code == 0
     assert "Usage" in result.stdout
+
+
+def _commands() -> list[list[str]]:
+    """Every command and group of the app, as the words that name it."""
+    import typer
+
+    found: list[list[str]] = []
+
+    def walk(command: object, path: list[str]) -> None:
+        found.append(path)
+        for name, sub in getattr(command, "commands", {}).items():
+            walk(sub, [*path, name])
+
+    walk(typer.main.get_command(app), [])
+    return found
+
+
+# Commands that take arguments or change something: their help shows how to call them.
+WITH_EXAMPLE = {
+    "import", "compile", "agency add", "agency contact add", "agency contacts import",
+    "milestone list", "milestone lead", "cycle open", "cycle status", "cycle resend",
+    "cycle deadline", "cycle compile", "cycle approve", "cycle publish", "cycle audit",
+    "sweep", "coordinator add",
+}  # fmt: skip
+
+
+def test_every_command_and_group_has_help_and_the_main_ones_an_example() -> None:
+    commands = _commands()
+    names = {" ".join(path) for path in commands}
+    assert names >= WITH_EXAMPLE, WITH_EXAMPLE - names
+    for path in commands:
+        result = runner.invoke(app, [*path, "--help"])
+        assert result.exit_code == 0, (path, result.output)
+        rest = result.stdout.partition("Usage: reportcycle")[2]
+        description = rest.split("\n", 1)[1].split("╭", 1)[0]
+        assert rest and description.strip(), path
+        if " ".join(path) in WITH_EXAMPLE:
+            assert f"Example: reportcycle {' '.join(path)} " in result.stdout, path
+    # The cycle group's summary names its review commands too.
+    assert "publish" in runner.invoke(app, ["--help"]).stdout.split("cycle", 1)[1]
+
+
+@pytest.mark.parametrize("args", [["serve", "--port", "70000"], ["web", "--port", "0"],
+                                  ["worker", "--concurrency", "0"]])  # fmt: skip
+def test_a_port_or_concurrency_out_of_range_is_refused_before_starting(
+    args: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # --port 99999 used to reach uvicorn and end in an OverflowError traceback. Should the
+    # check be missing, nothing is started: the test fails instead of running a server.
+    from cli import ops_commands
+
+    def never(**_options: object) -> int:
+        raise AssertionError(f"{args} started something")
+
+    for name in ("serve", "run_web", "run_worker"):
+        monkeypatch.setattr(ops_commands, name, never)
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert "Invalid value for" in result.output and "Traceback" not in result.output

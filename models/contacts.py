@@ -76,7 +76,7 @@ def url_scheme(url: str) -> str:
     scheme, sep, _rest = url.partition("://")
     if sep and re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]{0,31}", scheme):
         return f"{scheme.lower()}://…"
-    return "(not a URL)"
+    return "not a URL"
 
 
 @contextmanager
@@ -176,7 +176,10 @@ def add_agency(
         clash = taken.get(name.casefold())
         if clash is not None:
             raise ContactError(f"{name!r} already names {clash.acronym} ({clash.full_name})")
-    parent_row = find_agency(session, parent) if parent else None
+    try:
+        parent_row = find_agency(session, parent) if parent else None
+    except ContactError as exc:
+        raise ContactError(f"parent: {exc}") from None
     agency = Agency(
         acronym=acronym,
         full_name=full_name,

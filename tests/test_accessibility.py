@@ -312,9 +312,9 @@ def test_the_agency_pages_pass_axe(live: Live, browser: object) -> None:
 @on_sqlite
 def test_the_dashboard_and_the_published_report_pass_axe(live: Live, browser: object) -> None:
     """Sign-in (and with an error), the cycles, the overview (desktop and phone), the draft,
-    an entry's edit page, a redline, the deadlines, the audit log (desktop and phone), the
-    agencies, the milestones and one milestone, the dashboard's message page, then the
-    published report as served and as written to disk."""
+    an entry's edit page and its removal question, a redline, the deadlines, the audit log
+    (desktop and phone), the agencies, the milestones and one milestone, the dashboard's
+    message page, then the published report as served and as written to disk."""
     from playwright.sync_api import Browser, expect
 
     assert isinstance(browser, Browser)
@@ -345,6 +345,9 @@ def test_the_dashboard_and_the_published_report_pass_axe(live: Live, browser: ob
     gate.check(page, "draft", heading="2022 report draft")
     page.locator(".controls a.button-link").first.click()
     gate.check(page, "edit an entry", heading="Edit an entry")
+    page.goto(f"{cycle}/draft")
+    page.locator(".controls a.button-link.danger").first.click()
+    gate.check(page, "remove an entry?", heading="Remove this entry")
 
     page.goto(f"{cycle}/redline?from=last&to=1")
     gate.check(page, "redline", heading="Changes from")

@@ -394,6 +394,44 @@ def test_compile_edit_move_and_redline_from_the_draft(
         assert download.status_code == 200 and download.content.startswith(start), fmt
 
 
+def test_removing_an_entry_asks_first_and_only_a_post_removes_it(
+    session: Session, c: Cycle2022, make_client: ClientFactory
+) -> None:
+    client, csrf = signed_in(make_client)
+    client.post(f"/dashboard/cycles/{c.cycle.id}/compile", data={"csrf": csrf})
+    html = client.get(f"/dashboard/cycles/{c.cycle.id}/draft").text
+    entry = re.search(r'id="entry-(\d+)">\s*<p>[^\n]*Hotline launched', html)
+    assert entry
+    entry_id = entry[1]
+    remove = f"/dashboard/cycles/{c.cycle.id}/entries/{entry_id}/remove"
+    # The draft links to a question, it holds no form that removes at once.
+    assert f'<a href="{remove}" class="button-link danger">' in html
+    assert f'action="{remove}"' not in html
+
+    question = client.get(remove)
+    assert question.status_code == 200
+    assert "Remove this entry from the 2022 draft?" in question.text
+    assert "Hotline launched &lt;script&gt;alert(1)&lt;/script&gt;" in question.text
+    assert f'<form method="post" action="{remove}">' in question.text
+    assert f'href="/dashboard/cycles/{c.cycle.id}/draft#entry-{entry_id}">Keep it</a>' in (
+        question.text
+    )
+    assert versions(session) == [(1, VersionState.DRAFT)], "asking changes nothing"
+
+    forged = client.post(remove, data={"csrf": "forged"}, follow_redirects=False)
+    assert forged.status_code == 403
+    assert versions(session) == [(1, VersionState.DRAFT)]
+
+    removed = client.post(remove, data={"csrf": csrf}, follow_redirects=False)
+    assert removed.status_code == 303
+    assert versions(session) == [(1, VersionState.DRAFT), (2, VersionState.DRAFT)]
+    page = client.get(removed.headers["location"]).text
+    assert "Entry removed: draft version 2." in page
+    assert "Hotline launched" not in page
+    # Gone from the draft: asking again says so rather than offering it.
+    assert client.get(remove).status_code == 404
+
+
 def test_approve_and_publish_then_the_published_version_cannot_be_changed(
     session: Session,
     c: Cycle2022,

@@ -501,6 +501,25 @@ def move_entry(
     return _guarded(request, work, post=True)
 
 
+@router.get("/dashboard/cycles/{cycle_id}/entries/{entry_id}/remove", response_class=HTMLResponse)
+def remove_entry_page(request: Request, cycle_id: int, entry_id: int) -> Response:
+    """Asks first: a removal takes the entry out of every later version, and a button on a
+    long draft page is easy to press by mistake."""
+
+    def work(app: AppState, db: Session, account: Account) -> Response:
+        cycle, _plan = _cycle(db, cycle_id)
+        return page(
+            request,
+            "remove_entry.html",
+            cycle=cycle,
+            entry_id=entry_id,
+            text=_entry_text(db, cycle, entry_id),
+            coordinator=account.email,
+        )
+
+    return _guarded(request, work, post=False)
+
+
 @router.post("/dashboard/cycles/{cycle_id}/entries/{entry_id}/remove")
 def remove_entry(
     request: Request, cycle_id: int, entry_id: int, csrf: Annotated[str, Form()] = ""

@@ -42,7 +42,8 @@ def ready_engine() -> sa.Engine:
     try:
         ensure_schema(engine)
     except sa.exc.OperationalError as exc:
-        fail(f"cannot reach the database: {exc.orig}")
+        # One line: the driver's message spreads over several ("Is the server running…").
+        fail(f"cannot reach the database: {' '.join(str(exc.orig).split())}")
     return engine
 
 

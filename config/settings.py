@@ -50,6 +50,8 @@ def _int_list(value: object) -> object:
 # Settings that may hold a credential can come from a file instead (Docker and Kubernetes
 # secrets): REPORTCYCLE_SECRET_KEY_FILE=/run/secrets/secret_key, and so on.
 FILE_VARIABLE_FIELDS = ("secret_key", "mail_url", "database_url")
+# The databases reportcycle runs on, as SQLAlchemy URL schemes (dialect+driver).
+SUPPORTED_DATABASE_DRIVERS = ("postgresql+psycopg", "sqlite", "sqlite+pysqlite")
 # What server mode (compose: PostgreSQL, Redis, many processes) cannot run without.
 SERVER_REQUIRED_FIELDS = ("secret_key", "database_url", "broker_url")
 
@@ -168,12 +170,21 @@ class Settings(BaseSettings):
         from sqlalchemy.exc import ArgumentError
 
         try:
-            make_url(value)
+            url = make_url(value)
         except ArgumentError:
             # The message must not echo the URL: it may hold a password.
             raise PydanticCustomError(
                 "database_url", "not a database URL (e.g. postgresql+psycopg://user:pass@host/db)"
             ) from None
+        if url.drivername not in SUPPORTED_DATABASE_DRIVERS:
+            # Any other would fail later with a traceback, when its driver is imported (plain
+            # postgresql:// means psycopg2, which is not installed).
+            raise PydanticCustomError(
+                "database_url",
+                "{driver}:// is not a supported database: use postgresql+psycopg://user:pass@"
+                "host/db, or sqlite:///PATH",
+                {"driver": url.drivername},
+            )
         return value
 
     @field_validator("broker_url")

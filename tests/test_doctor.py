@@ -310,3 +310,18 @@ def test_a_bad_database_url_is_named_without_echoing_it(monkeypatch: Any) -> Non
     assert error["loc"] == ("database_url",)
     assert "hunter22" not in error["msg"]
     assert "hunter22" not in str(caught.value), "a validation error never echoes a setting"
+
+
+@pytest.mark.parametrize("url", ["mysql://u:hunter22@db/rc", "postgresql://u:hunter22@db/rc"])
+def test_an_unsupported_database_is_named_without_echoing_the_url(
+    url: str, monkeypatch: Any
+) -> None:
+    # Either used to pass the settings and end in a traceback when its driver was imported.
+    monkeypatch.setenv("REPORTCYCLE_DATABASE_URL", url)
+    with pytest.raises(ValidationError) as caught:
+        Settings()
+    (error,) = caught.value.errors()
+    assert error["loc"] == ("database_url",)
+    assert error["msg"].startswith(url.split("://")[0] + ":// is not a supported database")
+    assert "hunter22" not in str(caught.value)
+    assert Settings(database_url="postgresql+psycopg://u:pw@db/rc").database_url

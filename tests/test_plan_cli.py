@@ -221,3 +221,28 @@ def test_a_port_or_concurrency_out_of_range_is_refused_before_starting(
     result = runner.invoke(app, args)
     assert result.exit_code == 2, result.output
     assert "Invalid value for" in result.output and "Traceback" not in result.output
+
+
+def test_an_unreachable_or_unsupported_database_is_a_one_line_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from config import settings as settings_module
+
+    monkeypatch.setenv("REPORTCYCLE_DATA_DIR", str(tmp_path / "data"))
+    for url, expected in (
+        # Nothing listens on port 1; the driver's message spreads over two lines.
+        ("postgresql+psycopg://rc:hunter22@127.0.0.1:1/rc", "error: cannot reach the database: "),
+        (
+            "mysql://rc:hunter22@127.0.0.1/rc",
+            "REPORTCYCLE_DATABASE_URL: mysql:// is not a supported",
+        ),
+    ):
+        monkeypatch.setenv("REPORTCYCLE_DATABASE_URL", url)
+        settings_module.get_settings.cache_clear()
+        result = runner.invoke(app, ["agency", "list"])
+        settings_module.get_settings.cache_clear()
+        assert result.exit_code == 1, result.output
+        assert expected in result.stderr and "hunter22" not in result.stderr
+        assert "Traceback" not in result.output
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == (1 if "reach" in expected else 2), lines  # "invalid settings:" + one

@@ -8,7 +8,6 @@ every violation found: the page, the rule, its impact, the element and axe's hel
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -18,7 +17,6 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-import uvicorn
 from sqlmodel import Session
 
 from config.settings import Settings
@@ -28,6 +26,7 @@ from models.publishing import file_stem, request_changes
 from models.submissions import save_answer
 from models.tables import UpdateRequest
 from models.tokens import issue_token
+from tests.browser import served
 from tests.review_helpers import (
     ANSWERED,
     COORDINATOR,
@@ -165,21 +164,12 @@ def live(db_url: str, tmp_path: Path, report_2021_text: str) -> Iterator[Live]:
 
     app = create_app(settings, engine, clock=clock)
     app.state.dashboard_enqueue = lambda ids: None  # no worker: messages stay claimed
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise AssertionError("uvicorn did not start")
-        time.sleep(0.05)
     links = {acronym: f"{base_url}/r/{token}" for acronym, token in tokens.items()}
     published = data_dir / "published" / slug / "2022" / "v1"
     try:
-        yield Live(base_url, engine, cycle_id, links, request_ids, published, stem)
+        with served(app, port):
+            yield Live(base_url, engine, cycle_id, links, request_ids, published, stem)
     finally:
-        server.should_exit = True
-        thread.join(timeout=10)
         engine.dispose()
 
 

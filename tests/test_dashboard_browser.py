@@ -5,8 +5,6 @@ agency answers through the link in that mail, and the coordinator approves and p
 from __future__ import annotations
 
 import re
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -14,7 +12,6 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-import uvicorn
 from sqlmodel import Session, select
 
 from config.settings import Settings
@@ -26,7 +23,7 @@ from models.delivery import deliver_now
 from models.importer import import_report
 from models.messages import render_message
 from models.tables import Agency, Plan, RequestState, UpdateRequest
-from tests.browser import ARTIFACTS
+from tests.browser import ARTIFACTS, served
 from tests.review_helpers import complete_answer, objective_ids, submit
 from tests.services import free_port
 from tests.smtp_server import SmtpServer
@@ -94,14 +91,6 @@ def live(
     app = create_app(settings, engine)
     enqueued: list[int] = []
     app.state.dashboard_enqueue = enqueued.extend
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise AssertionError("uvicorn did not start")
-        time.sleep(0.05)
     transport = AppriseTransport(
         mail_url=smtp_server.url,
         mail_from="reportcycle@example.govt.nz",
@@ -109,10 +98,9 @@ def live(
         domain="example.govt.nz",
     )
     try:
-        yield Live(base_url, engine, slug, cycle_id, request_id, data_dir, enqueued, transport)
+        with served(app, port):
+            yield Live(base_url, engine, slug, cycle_id, request_id, data_dir, enqueued, transport)
     finally:
-        server.should_exit = True
-        thread.join(timeout=10)
         engine.dispose()
 
 

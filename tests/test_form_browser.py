@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -13,7 +12,6 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-import uvicorn
 from sqlmodel import Session, col, select
 
 from config.settings import Settings
@@ -30,7 +28,7 @@ from models.tables import (
     SubmissionRevision,
     UpdateRequest,
 )
-from tests.browser import ARTIFACTS
+from tests.browser import ARTIFACTS, served
 from tests.services import free_port
 from tests.smtp_server import SmtpServer
 from tests.web_helpers import NOW, Scenario, build_plan, scenario_of
@@ -110,22 +108,10 @@ def live_server(
     app = create_app(
         settings, engine, clock=clock, options=WebOptions(autosave_seconds=autosave_seconds)
     )
-    # log_config=None keeps uvicorn's access log propagating, so the test can read it.
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=True)
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise AssertionError("uvicorn did not start")
-        time.sleep(0.05)
     try:
-        yield LiveServer(base_url, engine, scenario, link)
+        with served(app, port, access_log=True):
+            yield LiveServer(base_url, engine, scenario, link)
     finally:
-        server.should_exit = True
-        thread.join(timeout=10)
         engine.dispose()
 
 

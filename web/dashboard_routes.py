@@ -427,21 +427,29 @@ def _entry_text(db: Session, cycle: Cycle, entry_id: int) -> str:
     return entry.text or ""
 
 
-@router.get("/dashboard/cycles/{cycle_id}/entries/{entry_id}/edit", response_class=HTMLResponse)
-def edit_entry_page(request: Request, cycle_id: int, entry_id: int) -> Response:
+def _entry_page(
+    request: Request, cycle_id: int, entry_id: int, template: str, **context: Any
+) -> Response:
+    """A page about one entry of the draft (its edit form, the question before removing it)."""
+
     def work(app: AppState, db: Session, account: Account) -> Response:
         cycle, _plan = _cycle(db, cycle_id)
         return page(
             request,
-            "edit_entry.html",
+            template,
             cycle=cycle,
             entry_id=entry_id,
             text=_entry_text(db, cycle, entry_id),
-            error=None,
             coordinator=account.email,
+            **context,
         )
 
     return _guarded(request, work, post=False)
+
+
+@router.get("/dashboard/cycles/{cycle_id}/entries/{entry_id}/edit", response_class=HTMLResponse)
+def edit_entry_page(request: Request, cycle_id: int, entry_id: int) -> Response:
+    return _entry_page(request, cycle_id, entry_id, "edit_entry.html", error=None)
 
 
 @router.post("/dashboard/cycles/{cycle_id}/entries/{entry_id}/edit", response_class=HTMLResponse)
@@ -505,19 +513,7 @@ def move_entry(
 def remove_entry_page(request: Request, cycle_id: int, entry_id: int) -> Response:
     """Asks first: a removal takes the entry out of every later version, and a button on a
     long draft page is easy to press by mistake."""
-
-    def work(app: AppState, db: Session, account: Account) -> Response:
-        cycle, _plan = _cycle(db, cycle_id)
-        return page(
-            request,
-            "remove_entry.html",
-            cycle=cycle,
-            entry_id=entry_id,
-            text=_entry_text(db, cycle, entry_id),
-            coordinator=account.email,
-        )
-
-    return _guarded(request, work, post=False)
+    return _entry_page(request, cycle_id, entry_id, "remove_entry.html")
 
 
 @router.post("/dashboard/cycles/{cycle_id}/entries/{entry_id}/remove")

@@ -205,8 +205,7 @@ def sweep(
     due_at = _DueAt(policy)
 
     requests = _open_requests(session)
-    by_agency, coordinators = split_recipients(active_contacts(session))
-    by_agency = route_through_parents(by_agency, agency_parents(session))
+    recipients = _Recipients(session)
     # Milestone reminders and slip notices carry the link of the plan's latest open cycle.
     request_for = {
         (r.plan_id, r.agency_id): r for r in sorted(requests, key=lambda r: (r.year, r.id))
@@ -237,7 +236,7 @@ def sweep(
         candidates.append((digest, item, apply))
 
     _milestone_reminders(
-        session, policy, now, today, due_at, by_agency, request_for, offer, agency_digest
+        session, policy, now, today, due_at, recipients, request_for, offer, agency_digest
     )
     _deadline_and_escalation(
         policy,
@@ -245,8 +244,7 @@ def sweep(
         today,
         due_at,
         requests,
-        by_agency,
-        coordinators,
+        recipients,
         offer,
         agency_digest,
         coordinator_digest,
@@ -265,8 +263,7 @@ def sweep(
         session,
         now,
         today,
-        by_agency,
-        coordinators,
+        recipients,
         request_for,
         agency_digest,
         coordinator_digest,
@@ -286,11 +283,40 @@ def sweep(
         for digest in digests.values()
         if digest.items
     ]
-    claims += _requests_to_send(session, requests, by_agency)
+    claims += _requests_to_send(session, requests, recipients)
     claimed = claim_notifications(session, claims, now)
     result.notification_ids = [notification_id for notification_id, _claim in claimed]
     _summarise(result, claimed)
     return result
+
+
+class _Recipients:
+    """The active contacts by agency (a business unit's routed through its parent's) and the
+    coordinators, read when a sweep first has something to send: a quiet sweep, with nothing
+    due, never reads them."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+        self._loaded: tuple[dict[int, list[Recipient]], list[Recipient]] | None = None
+
+    def _load(self) -> tuple[dict[int, list[Recipient]], list[Recipient]]:
+        if self._loaded is None:
+            by_agency, coordinators = split_recipients(active_contacts(self._session))
+            by_agency = route_through_parents(by_agency, agency_parents(self._session))
+            self._loaded = (by_agency, coordinators)
+        return self._loaded
+
+    @property
+    def by_agency(self) -> dict[int, list[Recipient]]:
+        return self._load()[0]
+
+    @property
+    def coordinators(self) -> list[Recipient]:
+        return self._load()[1]
+
+    @property
+    def loaded(self) -> bool:
+        return self._loaded is not None
 
 
 def _open_requests(session: Session) -> list[_Request]:
@@ -353,7 +379,7 @@ def _milestone_reminders(
     now: datetime,
     today: date,
     due_at: _DueAt,
-    by_agency: dict[int, list[Recipient]],
+    recipients: _Recipients,
     request_for: dict[tuple[int, int], _Request],
     offer: Offer,
     agency_digest: AgencyDigest,
@@ -417,7 +443,7 @@ def _milestone_reminders(
         days, when = due[due_end]
         if when < request.opened_at:
             continue  # due before the cycle opened: the update request covered it
-        for recipient in by_agency.get(agency_id, []):
+        for recipient in recipients.by_agency.get(agency_id, []):
             contact, channel = recipient
             digest = agency_digest(recipient, agency_id, request)
             item = ClaimItem(
@@ -441,8 +467,7 @@ def _deadline_and_escalation(
     today: date,
     due_at: _DueAt,
     requests: list[_Request],
-    by_agency: dict[int, list[Recipient]],
-    coordinators: list[Recipient],
+    recipients: _Recipients,
     offer: Offer,
     agency_digest: AgencyDigest,
     coordinator_digest: CoordinatorDigest,
@@ -459,7 +484,7 @@ def _deadline_and_escalation(
             days, when = found
             if when.date() > deadline or when < request.opened_at:
                 continue
-            for recipient in by_agency.get(request.agency_id, []):
+            for recipient in recipients.by_agency.get(request.agency_id, []):
                 contact, channel = recipient
                 item = ClaimItem(
                     key=f"dr:r{request.id}:{deadline}:{days}d:c{contact.id}:{channel}",
@@ -482,8 +507,8 @@ def _deadline_and_escalation(
         step = f"escalation-r{request.id}-w{n}"
         targets = [
             (r, agency_digest(r, request.agency_id, request))
-            for r in by_agency.get(request.agency_id, [])
-        ] + [(r, coordinator_digest(r)) for r in coordinators]
+            for r in recipients.by_agency.get(request.agency_id, [])
+        ] + [(r, coordinator_digest(r)) for r in recipients.coordinators]
         for (contact, channel), digest in targets:
             item = ClaimItem(
                 key=f"esc:r{request.id}:{deadline}:w{n}:c{contact.id}:{channel}", step=step
@@ -492,7 +517,7 @@ def _deadline_and_escalation(
 
 
 def _requests_to_send(
-    session: Session, requests: list[_Request], by_agency: dict[int, list[Recipient]]
+    session: Session, requests: list[_Request], recipients: _Recipients
 ) -> list[Claim]:
     """Update requests still pending because the agency had no contacts when the cycle
     opened: sent to the contacts it has now. The key is the one ``open_cycle`` uses, so a
@@ -501,7 +526,7 @@ def _requests_to_send(
     for request in requests:
         if request.state != RequestState.PENDING:
             continue
-        for contact, channel in by_agency.get(request.agency_id, []):
+        for contact, channel in recipients.by_agency.get(request.agency_id, []):
             claims.append(
                 Claim(
                     kind=UPDATE_REQUEST,
@@ -549,8 +574,7 @@ def _flag_slipped(
     session: Session,
     now: datetime,
     today: date,
-    by_agency: dict[int, list[Recipient]],
-    coordinators: list[Recipient],
+    recipients: _Recipients,
     request_for: dict[tuple[int, int], _Request],
     agency_digest: AgencyDigest,
     coordinator_digest: CoordinatorDigest,
@@ -564,9 +588,10 @@ def _flag_slipped(
             if request is not None and request.state not in IN_PROGRESS:
                 request = None
             targets += [
-                (r, agency_digest(r, agency_id, request)) for r in by_agency.get(agency_id, [])
+                (r, agency_digest(r, agency_id, request))
+                for r in recipients.by_agency.get(agency_id, [])
             ]
-        targets += [(r, coordinator_digest(r)) for r in coordinators]
+        targets += [(r, coordinator_digest(r)) for r in recipients.coordinators]
         for (contact, channel), digest in targets:
             digest.items.append(
                 ClaimItem(

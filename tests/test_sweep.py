@@ -381,6 +381,32 @@ def test_a_sweep_runs_a_constant_number_of_queries_whatever_the_plan_size(
     assert slipped[0] <= small[0] + 1  # plus the one bulk insert of the audit events
 
 
+def test_a_sweep_with_nothing_due_does_not_read_the_contacts(
+    session: Session, engine: sa.Engine
+) -> None:
+    built = build_plan(session)
+    _open(session, built)
+    # The update requests went out (a pending one is looked at each sweep, for contacts
+    # added since the cycle opened).
+    session.execute(sa.update(UpdateRequest).values(state=RequestState.SENT))
+    reads: list[str] = []
+
+    def contact_reads(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if "FROM contact" in statement or "FROM agency" in statement:
+            reads.append(statement)
+
+    sa.event.listen(engine, "before_cursor_execute", contact_reads)
+    try:
+        busy = sweep(session, nz("2022-03-01"), settings())
+        assert busy.messages > 0 and reads, "a sweep with messages reads whom to send them to"
+        reads.clear()
+        quiet = sweep(session, nz("2022-03-02"), settings())  # the 1 March ones are claimed
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", contact_reads)
+    assert quiet.messages == 0
+    assert reads == []
+
+
 def _count_queries(engine: sa.Engine, run: Any) -> tuple[int, SweepResult]:
     count = 0
 

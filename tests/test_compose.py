@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
 ENV_EXAMPLE = ROOT / ".env.example"
-SECRETS = ("REPORTCYCLE_SECRET_KEY", "POSTGRES_PASSWORD")
+SECRETS = ("REPORTCYCLE_SECRET_KEY", "POSTGRES_PASSWORD", "REPORTCYCLE_MAIL_URL")
 APP_SERVICES = ("migrate", "web", "worker", "beat")
 VARIABLE = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?P<op>:?[-?+])?(?P<arg>[^}]*)\}")
 
@@ -68,7 +68,11 @@ def resolve(node: Any, environment: Mapping[str, str]) -> Any:
     return node
 
 
-EXAMPLE_SECRETS = {"REPORTCYCLE_SECRET_KEY": "k" * 48, "POSTGRES_PASSWORD": "pw" * 12}
+EXAMPLE_SECRETS = {
+    "REPORTCYCLE_SECRET_KEY": "k" * 48,
+    "POSTGRES_PASSWORD": "pw" * 12,
+    "REPORTCYCLE_MAIL_URL": "mailtos://ops:pw@smtp.example.org:587?from=rc@example.org",
+}
 
 
 @cache
@@ -150,13 +154,14 @@ def test_app_services_get_settings_that_validate_in_server_mode(
     for name in list(Settings.model_fields):
         monkeypatch.delenv(env_name(name), raising=False)
     for name, value in environment.items():
-        monkeypatch.setenv(name, str(value))
+        if value is not None:  # None: passed through from .env when set there
+            monkeypatch.setenv(name, str(value))
     settings = Settings()
     assert settings.mode.value == "server"
     assert settings.sqlalchemy_url.startswith("postgresql+psycopg://reportcycle:")
     assert settings.broker_url == "redis://redis:6379/0"
     assert settings.mail_url is not None
-    assert "mailpit:1025" in settings.mail_url.get_secret_value()
+    assert settings.mail_url.get_secret_value() == EXAMPLE_SECRETS["REPORTCYCLE_MAIL_URL"]
     for service in APP_SERVICES:
         assert services()[service]["environment"] == environment
 
@@ -194,7 +199,73 @@ def test_redis_never_evicts_queued_tasks_and_persists_them() -> None:
     assert any(
         volume.endswith(":/var/lib/postgresql/data") for volume in services()["postgres"]["volumes"]
     )
-    assert set(compose()["volumes"]) == {"postgres-data", "redis-data"}
+    assert set(compose()["volumes"]) == {"postgres-data", "redis-data", "reportcycle-data"}
+
+
+def image_data_dir() -> str:
+    match = re.search(r"REPORTCYCLE_DATA_DIR=(\S+)", DOCKERFILE.read_text(encoding="utf-8"))
+    assert match, "the image sets REPORTCYCLE_DATA_DIR"
+    return match[1]
+
+
+def test_the_data_directory_is_a_volume_shared_by_the_app_services() -> None:
+    # The web app writes the published files (the reference copy, with SHA256SUMS) there and
+    # the beat its schedule: inside the container they were lost at every upgrade.
+    for name in APP_SERVICES:
+        volumes = services()[name].get("volumes", [])
+        assert f"reportcycle-data:{image_data_dir()}" in volumes, name
+
+
+def test_settings_in_env_reach_the_containers() -> None:
+    # compose reads .env only to fill in the compose file: a setting the file does not name
+    # never reaches a container. The image fixes the data directory (a volume) and with it
+    # the outbox; the stack fixes the mode, its database and its broker.
+    container_paths = {"data_dir", "outbox_dir"}
+    the_stacks = {"mode", "database_url", "broker_url"}
+    environment = yaml.safe_load(compose_text())["x-app"]["environment"]
+    for field in Settings.model_fields:
+        name = env_name(field)
+        if field in container_paths:
+            assert name not in environment, name
+            continue
+        assert name in environment, f"{name} set in .env would not reach the containers"
+        value = environment[name]
+        if field in the_stacks or value is None:  # None: the value in .env, if any
+            continue
+        uses = {m["name"] for m in VARIABLE.finditer(str(value))}
+        assert name in uses, f"{name} is fixed in the compose file, .env cannot set it"
+
+
+def duration_seconds(text: str) -> float:
+    """A compose duration: 90s, 5m30s, 1h."""
+    parts = re.findall(r"(\d+(?:\.\d+)?)(h|m|s|ms)", text)
+    assert parts and "".join(n + u for n, u in parts) == text, text
+    scale = {"h": 3600, "m": 60, "s": 1, "ms": 0.001}
+    return sum(float(number) * scale[unit] for number, unit in parts)
+
+
+def test_a_stopping_worker_may_finish_its_longest_task() -> None:
+    # SIGTERM: Celery's warm shutdown finishes the running tasks, which the time limit bounds;
+    # Docker kills the worker when the grace period ends, so it must be the longer.
+    grace = duration_seconds(services()["worker"]["stop_grace_period"])
+    limit = Settings.model_fields["task_time_limit_seconds"].default
+    assert grace > limit, f"stop_grace_period {grace:g} s <= the task time limit {limit} s"
+    raw = yaml.safe_load(compose_text())["services"]["worker"]["stop_grace_period"]
+    assert "WORKER_STOP_GRACE_PERIOD" in raw, "raised with REPORTCYCLE_TASK_TIME_LIMIT_SECONDS"
+
+
+def test_only_the_web_app_and_mailpit_publish_ports_on_loopback() -> None:
+    for name, service in services().items():
+        if name not in ("web", "mailpit"):
+            assert not service.get("ports"), f"{name} must stay on the compose network"
+    for name in ("web", "mailpit"):
+        for port in services()[name]["ports"]:
+            assert str(port).startswith("127.0.0.1:"), f"{name} publishes {port} to every host"
+    assert services()["web"]["ports"] == ["127.0.0.1:8000:8000"]
+    # A proxy on another machine: WEB_BIND_ADDRESS names the host's address to publish on.
+    elsewhere = {**EXAMPLE_SECRETS, "WEB_BIND_ADDRESS": "10.0.0.5"}
+    overridden = resolve(yaml.safe_load(compose_text()), elsewhere)
+    assert overridden["services"]["web"]["ports"] == ["10.0.0.5:8000:8000"]
 
 
 def test_exactly_one_beat_and_a_scalable_worker() -> None:

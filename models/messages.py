@@ -12,6 +12,7 @@ most one link per message works.
 from __future__ import annotations
 
 import functools
+import re
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -120,9 +121,19 @@ def render_message(
     view["subject"] = subject
     return Message(
         subject=subject,
-        text=_render(f"{name}-body.txt", view),
+        text=_tidy(_render(f"{name}-body.txt", view)),
         html=_render(f"{name}-body.html", view),
     )
+
+
+def _tidy(text: str) -> str:
+    """The plain text without what its templates' optional parts leave behind: spaces at a
+    line's end, runs of blank lines, blank lines at the start or end (one final newline)."""
+    lines = [line.rstrip() for line in text.split("\n")]
+    return _BLANK_RUNS.sub("\n\n", "\n".join(lines)).strip("\n") + "\n"
+
+
+_BLANK_RUNS = re.compile(r"\n{3,}")
 
 
 def _render(template: str, view: dict[str, Any]) -> str:
@@ -278,6 +289,7 @@ class _View:
             "escalations": self._escalations(escalations),
             "slipped": self._groups(slipped_ids, with_lead=self.audience == "coordinator"),
             "failure": None,
+            "dashboard": None,
         }
         view["reminder_count"] = sum(len(g["milestones"]) for g in view["reminders"])
         view["slipped_count"] = sum(len(g["milestones"]) for g in view["slipped"])
@@ -296,14 +308,40 @@ class _View:
 
             view.update(message_view(session, self.n, request, self.base))
         if self.n.kind == DELIVERY_FAILED:
-            label = KIND_LABELS.get(str(context.get("failed_kind")), "message")
+            failed_kind = str(context.get("failed_kind"))
+            label = KIND_LABELS.get(failed_kind, "message")
             view["failure"] = {
                 "kind": ("an " if label[0] in "aeiou" else "a ") + label,
                 "recipient": str(context.get("failed_recipient", "an unknown recipient")),
                 "error": str(context.get("error", "no reason given")),
                 "notification_id": context.get("failed_notification_id"),
+                # Only a message that carried the agency's link is worth resending.
+                "resend": failed_kind not in NO_LINK_KINDS,
             }
+        view["dashboard"] = self._dashboard(view["escalations"], slipped_ids)
         return view
+
+    def _dashboard(
+        self, escalations: list[dict[str, Any]], slipped_ids: list[int]
+    ) -> dict[str, str] | None:
+        """Where on the dashboard a coordinator's message sends them to act: the cycle's
+        overview for late agencies, the milestones for slips, the agencies page (to add a
+        contact) for a failed delivery. None for an agency's message."""
+        if self.n.kind == DELIVERY_FAILED:
+            return {"url": f"{self.base}/dashboard/agencies#add", "label": "Agencies and contacts"}
+        if self.audience != "coordinator":
+            return None
+        if escalations:
+            cycles = {e["cycle_id"] for e in escalations}
+            if len(cycles) == 1:
+                (cycle_id,) = cycles
+                year = escalations[0]["year"]
+                url = f"{self.base}/dashboard/cycles/{cycle_id}#agencies"
+                return {"url": url, "label": f"The {year} cycle's agencies"}
+            return {"url": f"{self.base}/dashboard", "label": "The reporting cycles"}
+        if slipped_ids:
+            return {"url": f"{self.base}/dashboard/milestones", "label": "The milestones"}
+        return None
 
     def _preload(
         self, agency_id: int | None, request_id: int | None, cycle_id: int | None
@@ -417,6 +455,8 @@ class _View:
             {
                 "acronym": agency.acronym,
                 "name": agency.full_name,
+                "cycle_id": cycle.id,
+                "year": cycle.year,
                 "contacts": reached_through(agency.id or 0, parents, with_contacts) is not None,
                 "deadline": long_date(deadline_of(request, cycle)),
                 "days_late": max((self.today - deadline_of(request, cycle)).days, 0),

@@ -19,7 +19,7 @@ TEMPLATES_DIR = Path(__file__).resolve().parent
 
 @functools.cache
 def environment() -> jinja2.Environment:
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
         autoescape=jinja2.select_autoescape(
             disabled_extensions=("txt", "md"), default_for_string=True, default=True
@@ -29,6 +29,15 @@ def environment() -> jinja2.Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
+    env.filters["possessive"] = possessive
+    return env
+
+
+def possessive(name: str) -> str:
+    """ "MBIE's", but "Department of Internal Affairs'": a name ending in a plural word takes
+    the apostrophe alone, as New Zealand government style writes it ("Affairs's" reads as a
+    typo). An acronym ending in a capital S keeps 's (it is said as a letter)."""
+    return f"{name}'" if name.endswith("s") else f"{name}'s"
 
 
 def render(name: str, **context: object) -> str:

@@ -78,7 +78,7 @@ def test_milestone_reminders_go_30_and_7_days_before_the_period_ends_as_one_dige
     assert "Implement the joint INZ-ENZ triage model." in message.text
     assert "Publish guidance for employers" not in message.text
     assert "(the period ends in 30 days, on Thursday 31 March 2022)" in message.text
-    assert "MBIE's 2022 update is due by Friday 2 December 2022." in message.text
+    assert "MBIE's 2022 update is due by Friday 2 December 2022 (in 276 days)." in message.text
     assert f"{BASE}/r/" in message.text
 
     # Run again, the same day or the next: nothing more is claimed.

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from pydantic import ValidationError
 from rich.console import Console
 
-from config.settings import ENV_PREFIX, Settings, get_settings
+from config.settings import Settings, get_settings, settings_problems
 
 console = Console(highlight=False, soft_wrap=True)
 errors = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -25,11 +25,7 @@ def load_settings() -> Settings:
     try:
         return get_settings()
     except ValidationError as exc:
-        problems = []
-        for error in exc.errors():
-            name = ENV_PREFIX + "_".join(str(part) for part in error["loc"]).upper()
-            problems.append(f"{name}: {error['msg']}")
-        fail("invalid settings:\n  " + "\n  ".join(problems))
+        fail("invalid settings:\n  " + "\n  ".join(settings_problems(exc)))
 
 
 def ready_engine() -> sa.Engine:

@@ -269,3 +269,24 @@ class Settings(BaseSettings):
 @functools.cache
 def get_settings() -> Settings:
     return Settings()
+
+
+def settings_problems(exc: ValidationError) -> list[str]:
+    """``REPORTCYCLE_NAME: what is wrong``, one per error (no value is ever echoed: the
+    settings hide their input). A check across settings names its variables itself."""
+    problems = []
+    for error in exc.errors():
+        message = str(error["msg"]).removeprefix("Value error, ")
+        loc = "_".join(str(part) for part in error["loc"])
+        problems.append(f"{env_name(loc)}: {message}" if loc else message)
+    return problems
+
+
+def settings_or_exit() -> Settings:
+    """The settings, or the process ends at start with one line naming each bad variable
+    (for ``celery -A worker.app`` and ``uvicorn web.app:app``, which would otherwise print a
+    traceback naming the field, or start and fail on every request)."""
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        raise SystemExit("invalid settings: " + "; ".join(settings_problems(exc))) from None

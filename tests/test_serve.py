@@ -284,3 +284,31 @@ def test_the_compose_commands_log_json_lines_without_tokens(
     assert TOKEN not in web.output
     ready = next(line for line in worker.lines if " ready." in line)
     assert json.loads(ready)["logger"].startswith("celery")
+
+
+def test_the_compose_commands_stop_at_start_on_a_bad_setting_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Before: uvicorn took the failed build for an app without lifespan, started and answered
+    # every request with an error; celery printed a traceback naming the field.
+    monkeypatch.setenv("REPORTCYCLE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("REPORTCYCLE_DATABASE_URL", f"sqlite:///{tmp_path / 'rc.db'}")
+    monkeypatch.delenv("REPORTCYCLE_BROKER_URL", raising=False)
+    monkeypatch.setenv("REPORTCYCLE_SWEEP_INTERVAL_SECONDS", "five minutes")
+    monkeypatch.setenv("REPORTCYCLE_TIMEZONE", "Pacific/Atlantis")
+    bin_dir = Path(sys.executable).parent
+    web = Running([str(bin_dir / "uvicorn"), "web.app:app", "--port", str(free_port())])
+    worker = Running([str(bin_dir / "celery"), "-A", "worker.app", "worker", "-c", "1"])
+    try:
+        codes = {"web": web.process.wait(START_WAIT), "worker": worker.process.wait(START_WAIT)}
+    finally:
+        for process in (web, worker):
+            process.kill()
+            process._reader.join(10)
+    assert codes == {"web": 3, "worker": 1}, (web.output, worker.output)
+    for process in (web, worker):
+        assert "Traceback" not in process.output
+        assert "Application startup complete" not in process.output
+        problem = next(line for line in process.lines if "invalid settings: " in line)
+        assert "REPORTCYCLE_SWEEP_INTERVAL_SECONDS: Input should be a valid integer" in problem
+        assert "REPORTCYCLE_TIMEZONE: unknown time zone 'Pacific/Atlantis'" in problem

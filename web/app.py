@@ -32,7 +32,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
 from config.secret_key import secret_key
-from config.settings import Settings, get_settings
+from config.settings import Settings, get_settings, settings_or_exit
 from models.clock import Clock, system_clock
 from models.db import get_engine
 from templates import render
@@ -175,7 +175,23 @@ class _DeferredApp:
         return self._app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan" and self._app is None:
+            # Build at startup, so that a bad setting stops uvicorn there (exit code 3) with
+            # a line naming the variable. Unreported, uvicorn would take the failure for an
+            # app without lifespan support, start, and answer every request with an error.
+            try:
+                self.get()
+            except (Exception, SystemExit) as exc:
+                await receive()  # lifespan.startup
+                await send({"type": "lifespan.startup.failed", "message": _startup_failure(exc)})
+                return
         await self.get()(scope, receive, send)
+
+
+def _startup_failure(exc: BaseException) -> str:
+    if isinstance(exc, SystemExit):  # settings_or_exit's message
+        return str(exc.code)
+    return redact(f"the web app cannot start: {type(exc).__name__}: {exc}")
 
 
 def _served_app() -> FastAPI:
@@ -183,7 +199,7 @@ def _served_app() -> FastAPI:
     # redacted, uvicorn's own loggers included.
     from config.logging import configure_logging
 
-    configure_logging(get_settings())
+    configure_logging(settings_or_exit())
     return create_app()
 
 

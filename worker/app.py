@@ -14,7 +14,7 @@ from celery.signals import worker_process_init
 
 from config.celery import celery_config, filesystem_broker_folders
 from config.logging import connect_celery_logging
-from config.settings import Settings, get_settings
+from config.settings import Settings, get_settings, settings_or_exit
 
 
 def create_celery_app(settings: Settings | None = None) -> Celery:
@@ -45,5 +45,6 @@ def _fresh_engines_after_fork(**_: Any) -> None:
 # Every worker and beat (`celery -A worker.app …` included) logs one line per event, JSON on
 # request, with tokens and credentials redacted.
 connect_celery_logging()
-celery_app = create_celery_app()
+# A bad setting ends `celery -A worker.app …` at start, naming the variable.
+celery_app = create_celery_app(settings_or_exit())
 app = celery_app

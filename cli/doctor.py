@@ -13,6 +13,7 @@ import os
 import smtplib
 import socket
 import ssl
+import stat
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from pydantic import ValidationError
 
-from config.settings import ENV_PREFIX, Mode, Settings, env_name
+from config.settings import Mode, Settings, env_name, settings_problems
 
 SECRET_KEY_MIN_LENGTH = 32
 
@@ -62,13 +63,6 @@ def reason(exc: BaseException, timeout: float) -> str:
 # --- settings --------------------------------------------------------------------------------
 
 
-def settings_problems(exc: ValidationError) -> list[str]:
-    return [
-        f"{ENV_PREFIX}{'_'.join(str(part) for part in error['loc']).upper()}: {error['msg']}"
-        for error in exc.errors()
-    ]
-
-
 def load_settings_for_checks() -> tuple[Settings | None, Check]:
     """The settings, and the check line saying whether they load.
 
@@ -99,6 +93,18 @@ def check_secret_key(settings: Settings | None, *, server: bool) -> Check:
             return problem(
                 "secret", f"{env_name('secret_key')} is not set; server mode requires it {hint}"
             )
+        from config.secret_key import KEY_FILE_NAME
+
+        key_file = settings.data_dir / KEY_FILE_NAME
+        with contextlib.suppress(OSError):
+            mode = stat.S_IMODE(key_file.stat().st_mode)
+            if mode & 0o077:
+                # The web app refuses to start with it: say so before it does.
+                return problem(
+                    "secret",
+                    f"the generated key {key_file} is readable by others (mode {mode:o}): "
+                    "chmod 600 it, or delete it to make a new key (every session then ends)",
+                )
         return ok("secret", f"not set: the web app keeps a generated key in {settings.data_dir}")
     if len(settings.secret_key.get_secret_value()) < SECRET_KEY_MIN_LENGTH:
         return problem(
@@ -107,6 +113,31 @@ def check_secret_key(settings: Settings | None, *, server: bool) -> Check:
             "long random value (python -c 'import secrets; print(secrets.token_urlsafe(48))')",
         )
     return ok("secret", "set")
+
+
+# --- data directory --------------------------------------------------------------------------
+
+
+def check_data_dir(settings: Settings | None) -> Check:
+    """The data directory (SQLite, the outbox, a generated key, the published files, the
+    beat's schedule) must be writable by the user the service runs as, and by nobody else."""
+    if settings is None:
+        return problem("data", "not checked: the settings do not load")
+    folder = settings.data_dir
+    where = f"the data directory {folder} ({env_name('data_dir')})"
+    trouble = _not_writable(folder)
+    if trouble:
+        return problem("data", f"{where} {trouble} (this process runs as user id {os.getuid()})")
+    if not folder.exists():
+        return ok("data", f"{folder}: created on first use")
+    mode = stat.S_IMODE(folder.stat().st_mode)
+    if mode & 0o002:
+        return problem(
+            "data",
+            f"{where} is writable by every user (mode {mode:o}): chmod o-w it (it may hold "
+            "the session key and the database)",
+        )
+    return ok("data", f"{folder}: writable")
 
 
 # --- database --------------------------------------------------------------------------------
@@ -392,6 +423,7 @@ def run_checks(*, timeout: float = 3.0) -> list[Check]:
     return [
         settings_check,
         check_secret_key(settings, server=server),
+        check_data_dir(settings),
         check_database(settings, server=server, timeout=timeout),
         check_broker(settings, server=server, timeout=timeout),
         check_mail(settings, timeout=timeout),

@@ -127,6 +127,67 @@ def test_embedded_broker_folder_is_checked_writable(local: Path) -> None:
     assert str(local) in lines["broker"]
 
 
+# --- the data directory ----------------------------------------------------------------------
+
+
+def test_the_data_directory_is_checked(local: Path) -> None:
+    code, lines = doctor()
+    assert code == 0, lines
+    assert lines["data"] == f"ok {local}: writable"
+
+
+def test_a_data_directory_that_is_a_file_is_a_problem(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # e.g. a volume mounted over a file, or a typo in REPORTCYCLE_DATA_DIR
+    data = tmp_path / "data"
+    data.write_text("")
+    monkeypatch.setenv("REPORTCYCLE_DATA_DIR", str(data))
+    monkeypatch.setenv("REPORTCYCLE_DATABASE_URL", f"sqlite:///{tmp_path / 'rc.db'}")
+    code, lines = doctor()
+    assert code == 1
+    assert lines["data"].startswith(
+        f"PROBLEM the data directory {data} (REPORTCYCLE_DATA_DIR) is not a folder"
+    )
+
+
+def test_a_data_directory_every_user_may_write_is_a_problem(local: Path) -> None:
+    local.chmod(0o777)
+    code, lines = doctor()
+    assert code == 1
+    assert "is writable by every user (mode 777)" in lines["data"]
+
+
+def test_a_generated_key_readable_by_others_is_a_problem(local: Path) -> None:
+    # The web app refuses such a key at start; doctor says so first.
+    key = local / "secret_key"
+    key.write_text("g" * 64 + "\n")
+    key.chmod(0o644)
+    code, lines = doctor()
+    assert code == 1
+    assert lines["secret"].startswith(
+        f"PROBLEM the generated key {key} is readable by others (mode 644): chmod 600 it"
+    )
+    assert "g" * 64 not in str(lines)
+    key.chmod(0o600)
+    code, lines = doctor()
+    assert code == 0, lines
+
+
+def test_a_check_across_settings_names_its_variables_once(
+    local: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REPORTCYCLE_TASK_TIME_LIMIT_SECONDS", "4000")
+    code, lines = doctor()
+    assert code == 1
+    # It read "REPORTCYCLE_: Value error, REPORTCYCLE_TASK_TIME_LIMIT_SECONDS must be …".
+    assert lines["settings"] == (
+        "PROBLEM REPORTCYCLE_TASK_TIME_LIMIT_SECONDS must be below "
+        "REPORTCYCLE_BROKER_VISIBILITY_TIMEOUT_SECONDS (3600): Redis would deliver the task "
+        "again meanwhile"
+    )
+
+
 # --- mail ------------------------------------------------------------------------------------
 
 

@@ -117,6 +117,11 @@ class Settings(BaseSettings):
         description="Apprise mailto:// or mailtos:// URL without recipients; unset: .eml outbox",
     )
     mail_from: str = "reportcycle@localhost"
+    mail_reply_to: str | None = Field(
+        default=None,
+        description="Reply-To of every message (e.g. the coordinators' shared mailbox): the "
+        "messages invite a reply, and the From address may be one nobody reads",
+    )
     outbox_dir: Path | None = Field(default=None, description="default: outbox/ in data dir")
     secret_key: SecretStr | None = Field(
         default=None, description="Signs web sessions; required in server mode"
@@ -231,6 +236,24 @@ class Settings(BaseSettings):
                     " Redis would deliver the task again meanwhile"
                 )
         return self
+
+    @field_validator("mail_reply_to")
+    @classmethod
+    def _reply_address(cls, value: str | None) -> str | None:
+        from email.utils import parseaddr
+
+        value = (value or "").strip()
+        if not value:
+            return None
+        if any(c in value for c in "\r\n"):
+            raise ValueError("must be one address on one line")
+        _name, address = parseaddr(value)
+        local, at, domain = address.rpartition("@")
+        if not (local and at and "." in domain):
+            raise ValueError(
+                f"{value!r} is not an email address (name@example.org, or Name <name@example.org>)"
+            )
+        return value
 
     @field_validator("base_url")
     @classmethod

@@ -384,6 +384,63 @@ def test_the_outbox_writes_a_parseable_eml_through_apprise(
     assert "&amp; more" in html.get_content()
 
 
+def test_replies_go_to_the_reply_to_of_the_settings_over_smtp_and_in_the_outbox(
+    session: Session,
+    agency: Agency,
+    smtp_server: SmtpServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """REPORTCYCLE_MAIL_REPLY_TO reaches every message as its Reply-To (the messages invite a
+    reply; the sender may be an address nobody reads); unset, there is none."""
+    import email
+    import email.policy
+
+    from config.settings import Settings
+    from worker.notify import default_transport
+
+    team = "Plan of Action – Te Kāhui <plan-of-action@mbie.example.org>"
+    over_smtp = default_transport(
+        Settings(
+            data_dir=tmp_path / "smtp",
+            mail_url=smtp_server.url + "&from=reportcycle@example.org",
+            mail_reply_to=team,
+        )
+    )
+    to_outbox = default_transport(Settings(data_dir=tmp_path / "files", mail_reply_to=team))
+    plain = default_transport(Settings(data_dir=tmp_path / "plain"))
+    for n, transport in enumerate((over_smtp, to_outbox, plain)):
+        contact = add_contact(session, agency, f"person{n}@mbie.example.org")
+        assert send(session, add_notification(session, contact), transport) is DeliveryState.SENT
+
+    [received] = smtp_server.wait_for(1)
+    [written, unset] = [
+        email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        for folder in ("files", "plain")
+        for path in sorted((tmp_path / folder / "outbox").iterdir())
+    ]
+    parsed = email.message_from_bytes(received.raw, policy=email.policy.default)
+    for mail in (parsed, written):
+        assert mail["Reply-To"] == team
+        assert mail["Reply-To"].addresses[0].addr_spec == "plan-of-action@mbie.example.org"
+    assert unset["Reply-To"] is None
+
+
+@pytest.mark.parametrize(
+    "value", ["nobody", "two@example.org\nBcc: x@example.org", "name <not-an-address>"]
+)
+def test_a_reply_to_that_is_not_one_address_is_refused_naming_the_variable(
+    value: str, tmp_path: Path
+) -> None:
+    from pydantic import ValidationError
+
+    from config.settings import Settings
+
+    with pytest.raises(ValidationError) as raised:
+        Settings(data_dir=tmp_path, mail_reply_to=value)
+    assert "mail_reply_to" in str(raised.value)
+
+
 def test_a_malformed_address_fails_permanently_without_a_connection(
     session: Session, agency: Agency, smtp_server: SmtpServer, tmp_path: Path
 ) -> None:

@@ -113,8 +113,10 @@ def build_email(
     from_header: str,
     domain: str,
     date: datetime,
+    reply_to: str | None = None,
 ) -> Message:
     """The RFC 5322 message: headers, a text/plain part and a text/html alternative.
+    ``reply_to``: where a reply goes (REPORTCYCLE_MAIL_REPLY_TO), when not to the sender.
 
     Built with the classic ``email.mime`` classes (as Apprise does): the header registry of
     ``EmailMessage`` parses every header it is given and costs more than the SMTP exchange."""
@@ -125,6 +127,8 @@ def build_email(
     mail["Subject"] = _header("Subject", " ".join(message.subject.split()))
     mail["From"] = formataddr(parseaddr(from_header), charset="utf-8")
     mail["To"] = formataddr((contact.name or "", contact.email), charset="utf-8")
+    if reply_to:
+        mail["Reply-To"] = formataddr(parseaddr(reply_to), charset="utf-8")
     mail["Date"] = format_datetime(date.astimezone(UTC))
     mail["Message-ID"] = message_id(notification, domain)
     # RFC 3834: out-of-office replies must not answer this.
@@ -424,12 +428,14 @@ class AppriseTransport:
         mail_from: str,
         outbox_dir: Path,
         domain: str,
+        reply_to: str | None = None,
     ) -> None:
         self._mail = parse_mail_url(mail_url) if mail_url else None
         self._template: PreparedEmail | None = None
         self.mail_from = mail_from
         self.outbox_dir = outbox_dir
         self.domain = domain
+        self.reply_to = reply_to
 
     @property
     def uses_outbox(self) -> bool:
@@ -463,6 +469,7 @@ class AppriseTransport:
                 from_header=self.mail_from,
                 domain=self.domain,
                 date=date,
+                reply_to=self.reply_to,
             )
             self._write_outbox(notification, prepared, date)
             return
@@ -481,6 +488,7 @@ class AppriseTransport:
             from_header=formataddr((str(service.from_addr[0] or ""), str(service.from_addr[1]))),
             domain=self.domain,
             date=date,
+            reply_to=self.reply_to,
         )
         # The service's own notify(), not an Apprise object around it: a dispatcher, its
         # retry runner and its result objects per message cost a tenth of a worker's time
@@ -561,15 +569,25 @@ def message_domain(settings: Settings) -> str:
 
 def default_transport(settings: Settings) -> Transport:
     mail_url = settings.mail_url.get_secret_value() if settings.mail_url else None
-    return _transport(mail_url, settings.mail_from, settings.outbox_path, message_domain(settings))
+    return _transport(
+        mail_url,
+        settings.mail_from,
+        settings.outbox_path,
+        message_domain(settings),
+        settings.mail_reply_to,
+    )
 
 
 @functools.lru_cache(maxsize=8)
 def _transport(
-    mail_url: str | None, mail_from: str, outbox_dir: Path, domain: str
+    mail_url: str | None, mail_from: str, outbox_dir: Path, domain: str, reply_to: str | None
 ) -> AppriseTransport:
     # One per configuration and process, not per task: Apprise's parsing of the mail URL is a
     # good share of a message's cost. (The transport keeps nothing between messages.)
     return AppriseTransport(
-        mail_url=mail_url, mail_from=mail_from, outbox_dir=outbox_dir, domain=domain
+        mail_url=mail_url,
+        mail_from=mail_from,
+        outbox_dir=outbox_dir,
+        domain=domain,
+        reply_to=reply_to,
     )

@@ -142,6 +142,11 @@ def test_healthz_and_readyz(engine: sa.Engine, tmp_settings: Path) -> None:
         assert client.get("/healthz").text == "ok\n"
         ready = client.get("/readyz")
         assert (ready.status_code, ready.text) == (200, "ready\n")
+        # A load balancer's HEAD: the status, no body; nothing else is answered.
+        for path in ("/healthz", "/readyz"):
+            head = client.head(path)
+            assert (head.status_code, head.content) == (200, b"")
+            assert client.post(path).status_code == 405
 
 
 def test_readyz_says_why_when_the_database_is_down(tmp_settings: Path) -> None:
@@ -150,6 +155,7 @@ def test_readyz_says_why_when_the_database_is_down(tmp_settings: Path) -> None:
     settings = Settings(secret_key="s" * 48, data_dir=tmp_settings / "data")
     with TestClient(create_app(settings, dead)) as client:
         response = client.get("/readyz")
+        assert client.head("/readyz").status_code == 503
     assert response.status_code == 503
     assert response.text.startswith("not ready: database unreachable")
     assert "secret" not in response.text and str(port) not in response.text

@@ -25,12 +25,13 @@ router = APIRouter()
 TIMEOUT_SECONDS = 2.0
 
 
-@router.get("/healthz", response_class=PlainTextResponse)
+# GET and HEAD: some load balancers check with HEAD (the status, no body).
+@router.api_route("/healthz", methods=["GET", "HEAD"], response_class=PlainTextResponse)
 async def healthz() -> PlainTextResponse:
     return PlainTextResponse("ok\n")
 
 
-@router.get("/readyz", response_class=PlainTextResponse)
+@router.api_route("/readyz", methods=["GET", "HEAD"], response_class=PlainTextResponse)
 async def readyz(request: Request) -> PlainTextResponse:
     app = state_of(request)
     problem = await run_in_threadpool(database_problem, app.engine)

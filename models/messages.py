@@ -214,6 +214,11 @@ def long_date(day: date) -> str:
 _DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
 
+def _short_date(day: date) -> str:
+    """ "31 March 2022": the date in a subject line."""
+    return f"{day.day} {MONTH_NAMES[day.month - 1]} {day.year}"
+
+
 def days_until(day: date, today: date) -> str:
     days = (day - today).days
     if days == 0:
@@ -292,6 +297,9 @@ class _View:
             "dashboard": None,
         }
         view["reminder_count"] = sum(len(g["milestones"]) for g in view["reminders"])
+        # The subject names the first period end: an inbox shows how soon without opening it.
+        ends = [m["end"] for g in view["reminders"] for m in g["milestones"] if m["end"]]
+        view["reminder_first_end"] = _short_date(min(ends)) if ends else None
         view["slipped_count"] = sum(len(g["milestones"]) for g in view["slipped"])
         if self.n.kind in (UPDATE_REQUEST, LINK_REISSUED) and agency is not None and plan:
             view["objectives"] = self._agency_objectives(agency, plan)
@@ -538,6 +546,7 @@ def _group(rows: Any, today: date, leads: dict[int, str] | None) -> list[dict[st
                     "text": milestone.text,
                     "due": milestone.due_text or "no due date",
                     "due_end": long_date(end) if end else None,
+                    "end": end,
                     "when": days_until(end, today) if end else None,
                     "lead": (leads or {}).get(milestone.lead_agency_id or 0),
                     "status": milestone.status.value.replace("_", " "),

@@ -144,6 +144,12 @@ def _every_message(session: Session, *, nzp_name: str | None = None) -> dict[str
             agency(mbie, milestone_ids=[m["research"].id, m["triage"].id]),
             nz("2022-03-01"),
         ),
+        "reminder:one milestone": (
+            "reminder",
+            bob,
+            agency(nzp, milestone_ids=[m["police"].id]),
+            nz("2022-03-01"),
+        ),
         "reminder:deadline": ("reminder", bob, agency(nzp, deadline_days=7), nz("2022-11-25")),
         "slipped:agency": (
             "slipped",
@@ -483,3 +489,13 @@ def test_a_coordinators_words_stand_apart_in_the_plain_text(session: Session) ->
     assert "it was Friday 25 November 2022.\n\nWhy: Budget & Select Committee\n\nAnything" in moved
     reminder = every["reminder:milestones"].message.text
     assert "\n\nThe 2 milestones below reach the end of their due period soon." in reminder
+
+
+def test_a_milestone_reminders_subject_says_how_soon(session: Session) -> None:
+    every = _every_message(session)
+    assert every["reminder:milestones"].message.subject == (
+        "Reminder: 2 MBIE milestones are due soon, the first by 31 March 2022 - how are they going?"
+    )
+    assert every["reminder:one milestone"].message.subject == (
+        "Reminder: one NZP milestone is due by 31 March 2022 - how is it going?"
+    )

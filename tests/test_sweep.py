@@ -73,7 +73,9 @@ def test_milestone_reminders_go_30_and_7_days_before_the_period_ends_as_one_dige
     (digest,) = to(session, march.notification_ids, "alice@mbie.govt.nz")
     assert digest.kind == "reminder"
     message = _render(session, digest, nz("2022-03-01"))
-    assert message.subject == "Reminder: 2 MBIE milestones are due soon - how are they going?"
+    assert message.subject == (
+        "Reminder: 2 MBIE milestones are due soon, the first by 31 March 2022 - how are they going?"
+    )
     assert "Complete research programme on migrant workers." in message.text
     assert "Implement the joint INZ-ENZ triage model." in message.text
     assert "Publish guidance for employers" not in message.text

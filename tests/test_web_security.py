@@ -149,6 +149,32 @@ def test_healthz_and_readyz(engine: sa.Engine, tmp_settings: Path) -> None:
             assert client.post(path).status_code == 405
 
 
+def test_readyz_is_not_ready_until_the_schema_is_at_the_code_s_revision(
+    tmp_settings: Path,
+) -> None:
+    """A deploy whose migration has not run (or an empty database): every page would fail,
+    so a load balancer must not send it traffic."""
+    from models.db import head_revision, upgrade
+
+    engine = make_engine(f"sqlite:///{tmp_settings / 'fresh.db'}")
+    settings = Settings(secret_key="s" * 48, data_dir=tmp_settings / "data")
+    with TestClient(create_app(settings, engine)) as client:
+        empty = client.get("/readyz")
+        assert empty.status_code == 503
+        assert empty.text == (
+            f"not ready: database schema at revision none, this version needs {head_revision()}"
+            " (reportcycle db upgrade)\n"
+        )
+        assert client.get("/healthz").status_code == 200  # alive all the same
+        upgrade(engine, "0001")
+        behind = client.get("/readyz")
+        assert behind.status_code == 503 and "at revision 0001," in behind.text
+        upgrade(engine)
+        ready = client.get("/readyz")
+        assert (ready.status_code, ready.text) == (200, "ready\n")
+    engine.dispose()
+
+
 def test_readyz_says_why_when_the_database_is_down(tmp_settings: Path) -> None:
     port = free_port()  # nothing listens there
     dead = make_engine(f"postgresql+psycopg://nobody:secret@127.0.0.1:{port}/none")

@@ -1,11 +1,13 @@
 """Health endpoints for the compose stack and load balancers.
 
-``/healthz``: the process is up (no dependencies checked). ``/readyz``: the database answers
-and the broker is reachable; otherwise 503 with a plain reason (no URL, no credential).
+``/healthz``: the process is up (no dependencies checked). ``/readyz``: the database answers,
+at the schema revision this code needs, and the broker is reachable; otherwise 503 with a plain
+reason (no URL, no credential).
 """
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import socket
 import threading
@@ -43,12 +45,32 @@ async def readyz(request: Request) -> PlainTextResponse:
 
 
 def database_problem(engine: sa.Engine) -> str | None:
+    """Why the database cannot serve this version of the app, or None: unreachable, or its
+    schema not at the revision the code needs (a deploy whose migration has not run yet, or
+    an empty database: every page would fail)."""
+    from alembic.runtime.migration import MigrationContext
+
     try:
         with engine.connect() as connection:
             connection.execute(sa.text("SELECT 1"))
+            current = MigrationContext.configure(connection).get_current_revision()
     except Exception as exc:  # any failure means not ready; say which kind, not the URL
         return f"database unreachable ({type(exc).__name__})"
+    needed = _head_revision()
+    if current != needed:
+        return (
+            f"database schema at revision {current or 'none'}, this version needs {needed}"
+            " (reportcycle db upgrade)"
+        )
     return None
+
+
+@functools.cache
+def _head_revision() -> str | None:
+    # Read from the migration scripts once per process: they ship with the code.
+    from models.db import head_revision
+
+    return head_revision()
 
 
 def broker_problem(settings: Settings, *, use_celery: bool | None = None) -> str | None:

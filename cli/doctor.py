@@ -22,9 +22,8 @@ from pathlib import Path
 import sqlalchemy as sa
 from pydantic import ValidationError
 
+from config.secret_key import MIN_LENGTH as SECRET_KEY_MIN_LENGTH
 from config.settings import Mode, Settings, env_name, settings_problems
-
-SECRET_KEY_MIN_LENGTH = 32
 
 
 @dataclass(frozen=True)
@@ -93,18 +92,12 @@ def check_secret_key(settings: Settings | None, *, server: bool) -> Check:
             return problem(
                 "secret", f"{env_name('secret_key')} is not set; server mode requires it {hint}"
             )
-        from config.secret_key import KEY_FILE_NAME
+        from config.secret_key import KEY_FILE_NAME, exposed_key_file
 
-        key_file = settings.data_dir / KEY_FILE_NAME
-        with contextlib.suppress(OSError):
-            mode = stat.S_IMODE(key_file.stat().st_mode)
-            if mode & 0o077:
-                # The web app refuses to start with it: say so before it does.
-                return problem(
-                    "secret",
-                    f"the generated key {key_file} is readable by others (mode {mode:o}): "
-                    "chmod 600 it, or delete it to make a new key (every session then ends)",
-                )
+        # The web app refuses to start with such a key: say so before it does.
+        exposed = exposed_key_file(settings.data_dir / KEY_FILE_NAME)
+        if exposed is not None:
+            return problem("secret", f"the generated key {exposed}")
         return ok("secret", f"not set: the web app keeps a generated key in {settings.data_dir}")
     if len(settings.secret_key.get_secret_value()) < SECRET_KEY_MIN_LENGTH:
         return problem(

@@ -42,15 +42,27 @@ def secret_key(settings: Settings) -> str:
     return _embedded_key(settings.ensure_data_dir() / KEY_FILE_NAME)
 
 
+def exposed_key_file(path: Path) -> str | None:
+    """Why the generated key file at ``path`` must not be used (other users can read it), or
+    None: private, or not there yet. ``doctor`` says so before the web app refuses it."""
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        return None
+    if mode & 0o077:
+        return (
+            f"{path} is readable by others (mode {mode:o}): chmod 600 it, or delete it to make "
+            "a new key (every session then ends)"
+        )
+    return None
+
+
 def _embedded_key(path: Path) -> str:
     if not path.exists():
         _create_once(path)
-    mode = stat.S_IMODE(path.stat().st_mode)
-    if mode & 0o077:
-        raise SecretKeyError(
-            f"{path} is readable by others (mode {mode:o}); run chmod 600 on it, or delete it "
-            "to make a new key (every session then ends)"
-        )
+    exposed = exposed_key_file(path)
+    if exposed is not None:
+        raise SecretKeyError(exposed)
     value = path.read_text(encoding="ascii").strip()
     if len(value) < MIN_LENGTH:
         raise SecretKeyError(f"{path} does not hold a usable key; delete it to make a new one")

@@ -264,7 +264,7 @@ def deliver_batch(
     # session's identity map, where each attempt's ``session.get`` finds its contact. (Read
     # as of the batch's start: a contact deactivated while its batch is under way still gets
     # this message, as one deactivated while its message is being sent does.)
-    recipients = session.execute(_BATCH_CONTACTS, {"batch_ids": list(ids)}).scalars().all()
+    _recipients = session.execute(_BATCH_CONTACTS, {"batch_ids": list(ids)}).scalars().all()
     outcomes: list[DeliveryOutcome] = []
     unknown: list[int] = []
     for index, notification_id in enumerate(ids):
@@ -291,7 +291,6 @@ def deliver_batch(
                 tuple(outcomes), tuple(unknown), (notification_id,), tuple(ids[index + 1 :])
             )
         outcomes.append(outcome)
-    del recipients
     return BatchResult(tuple(outcomes), tuple(unknown))
 
 

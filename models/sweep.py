@@ -314,10 +314,6 @@ class _Recipients:
     def coordinators(self) -> list[Recipient]:
         return self._load()[1]
 
-    @property
-    def loaded(self) -> bool:
-        return self._loaded is not None
-
 
 def _open_requests(session: Session) -> list[_Request]:
     rows = session.execute(

@@ -92,6 +92,8 @@ class QueryCounter:
     """The SQL statements an engine executed while counting (``executemany`` counts once)."""
 
     statements: list[str] = field(default_factory=list)
+    # Each statement as the driver received it: (SQL, parameters, executemany), for replay_raw.
+    calls: list[tuple[str, Any, bool]] = field(default_factory=list)
 
     @property
     def count(self) -> int:
@@ -112,15 +114,62 @@ def count_queries(engine: sa.Engine) -> Iterator[QueryCounter]:
     counter = QueryCounter()
 
     def before_cursor_execute(
-        _conn: Any, _cursor: Any, statement: str, _params: Any, _context: Any, _many: bool
+        _conn: Any, _cursor: Any, statement: str, params: Any, _context: Any, many: bool
     ) -> None:
         counter.statements.append(statement)
+        counter.calls.append((statement, params, many))
 
     sa.event.listen(engine, "before_cursor_execute", before_cursor_execute)
     try:
         yield counter
     finally:
         sa.event.remove(engine, "before_cursor_execute", before_cursor_execute)
+
+
+def replay_raw(engine: sa.Engine, counter: QueryCounter, runs: int = 5) -> Timing | None:
+    """The SQL floor of what ``counter`` counted: the same statements, with the same
+    parameters, sent straight to the driver's cursor on one connection and every row fetched,
+    inside a transaction rolled back after each run (so writes can be replayed too). No
+    SQLAlchemy, no objects built from the rows: what the database and its driver alone cost.
+    Any code that needs these rows pays at least this, so (baseline + floor) / baseline is the
+    least ratio it can reach.
+
+    None when the replay fails: writes whose later statements name the ids the first run's
+    inserts returned replay only where the database hands out the same ids again (SQLite
+    reuses the highest free rowid; a PostgreSQL sequence never goes back)."""
+
+    def once(connection: Any) -> None:
+        cursor = connection.cursor()
+        try:
+            for statement, params, many in counter.calls:
+                if many:
+                    cursor.executemany(statement, params)
+                else:
+                    cursor.execute(statement, params)
+                if cursor.description is not None:
+                    cursor.fetchall()
+        finally:
+            cursor.close()
+
+    connection = engine.raw_connection()
+    try:
+        durations: list[float] = []
+        for _ in range(runs):
+            gc.collect()
+            gc.disable()
+            try:
+                started = time.perf_counter()
+                once(connection)
+                durations.append(time.perf_counter() - started)
+            except engine.dialect.loaded_dbapi.Error as exc:
+                print(f"  (SQL floor not measured: the replay failed: {str(exc).splitlines()[0]})")
+                return None
+            finally:
+                gc.enable()
+                connection.rollback()
+    finally:
+        connection.close()
+    return Timing(tuple(durations))
 
 
 def print_table(headers: Sequence[str], rows: Sequence[Sequence[object]], title: str = "") -> None:

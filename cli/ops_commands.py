@@ -30,7 +30,13 @@ from config.settings import Settings
 if TYPE_CHECKING:
     from celery import Celery
 
-STOP_GRACE_SECONDS = 20.0
+# How long `serve` waits, after Ctrl-C, for the worker to finish its task before killing it:
+# a task can run up to the task time limit, and a worker killed mid-batch may send a message
+# again that it had sent but not yet marked sent. A second Ctrl-C stops everything at once,
+# as a second Ctrl-C does for Celery itself.
+STOP_MARGIN_SECONDS = 30.0
+# After this long still waiting, say what it is waiting for and how to stop at once.
+STOP_NOTICE_SECONDS = 2.0
 
 
 def _beat_schedule_path(settings: Settings) -> Path:
@@ -140,15 +146,35 @@ def _wait_for_port(host: str, port: int, child: Child, stop: threading.Event) ->
     return False
 
 
-def _stop_all(children: list[Child]) -> None:
+def _stop_all(children: list[Child], grace: float, force: threading.Event | None = None) -> None:
+    """Ask each child to stop (SIGTERM: the web server closes, the worker finishes its task),
+    wait up to ``grace`` seconds for all of them, or until ``force`` is set (a second
+    Ctrl-C), then kill whatever is left, the children's own children included."""
     for child in reversed(children):
         child.terminate()
-    deadline = time.monotonic() + STOP_GRACE_SECONDS
-    for child in children:
-        try:
-            child.process.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            errors.print(f"{child.name} did not stop in time; killing it", markup=False)
+    force = force or threading.Event()
+    deadline = time.monotonic() + grace
+    notice_at = time.monotonic() + STOP_NOTICE_SECONDS
+    noticed = False
+    while any(child.running() for child in children):
+        now = time.monotonic()
+        if now >= deadline:
+            for child in children:
+                if child.running():
+                    errors.print(f"{child.name} did not stop in time; killing it", markup=False)
+            break
+        if force.is_set():
+            errors.print("stopping at once", markup=False)
+            break
+        if not noticed and now >= notice_at:
+            noticed = True
+            waiting = ", ".join(child.name for child in children if child.running())
+            console.print(
+                f"waiting for {waiting} to finish (up to {deadline - now:.0f} s); "
+                "press Ctrl-C again to stop at once",
+                markup=False,
+            )
+        force.wait(0.1)
     for child in children:
         child.kill_group()
         child.process.wait()
@@ -174,11 +200,13 @@ def serve(*, host: str, port: int, concurrency: int | None) -> int:
     console.print(f"broker: {broker}")
 
     stop = threading.Event()
+    force = threading.Event()
     received: list[int] = []
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         received.append(signum)
-        stop.set()
+        # The first signal stops gracefully; another one while stopping stops at once.
+        (force if stop.is_set() else stop).set()
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     me = [sys.executable, "-m", "cli.main"]
@@ -211,7 +239,7 @@ def serve(*, host: str, port: int, concurrency: int | None) -> int:
                 break
             stop.wait(0.25)
     finally:
-        _stop_all(children)
+        _stop_all(children, settings.task_time_limit_seconds + STOP_MARGIN_SECONDS, force)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     if received:

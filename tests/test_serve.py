@@ -20,6 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from cli import ops_commands
 from config import settings as settings_module
 from config.settings import Settings
 from tests.services import free_port, require_redis, scratch_postgres_database
@@ -312,3 +313,69 @@ def test_the_compose_commands_stop_at_start_on_a_bad_setting_naming_it(
         problem = next(line for line in process.lines if "invalid settings: " in line)
         assert "REPORTCYCLE_SWEEP_INTERVAL_SECONDS: Input should be a valid integer" in problem
         assert "REPORTCYCLE_TIMEZONE: unknown time zone 'Pacific/Atlantis'" in problem
+
+
+# --- stopping: a warm stop that waits for the worker's task, a second Ctrl-C that does not ----
+
+STUBBORN = (
+    "import pathlib, signal, sys, time\n"
+    "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+    "pathlib.Path(sys.argv[1]).touch()\n"
+    "time.sleep(300)\n"
+)
+
+
+def stubborn_child(tmp_path: Path, name: str) -> ops_commands.Child:
+    """A real process that ignores SIGTERM, as a worker busy with a long task does."""
+    ready = tmp_path / f"{name}.ready"
+    child = ops_commands.Child(name, [sys.executable, "-c", STUBBORN, str(ready)], dict(os.environ))
+    deadline = time.monotonic() + START_WAIT
+    while not ready.exists():
+        assert child.running(), f"{name} exited early"
+        assert time.monotonic() < deadline, f"{name} never became ready"
+        time.sleep(0.05)
+    return child
+
+
+def test_stopping_waits_for_a_busy_child_until_a_second_ctrl_c(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    child = stubborn_child(tmp_path, "worker")
+    force = threading.Event()
+    # The second Ctrl-C comes after the notice (shown once the stop has taken a while).
+    timer = threading.Timer(ops_commands.STOP_NOTICE_SECONDS + 1.0, force.set)
+    timer.start()
+    try:
+        ops_commands._stop_all([child], grace=STOP_WAIT * 10, force=force)
+    finally:
+        timer.cancel()
+    assert child.process.poll() is not None, "the child is still running"
+    assert force.is_set(), "it stopped before the second Ctrl-C"
+    out, err = capsys.readouterr()
+    assert "waiting for worker to finish" in out
+    assert "press Ctrl-C again to stop at once" in out
+    assert "stopping at once" in err
+    assert "did not stop in time" not in err
+
+
+def test_stopping_kills_a_child_that_outlives_the_grace(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    child = stubborn_child(tmp_path, "worker")
+    ops_commands._stop_all([child], grace=0.5)
+    assert child.process.poll() is not None, "the child is still running"
+    assert "worker did not stop in time; killing it" in capsys.readouterr().err
+
+
+def test_stopping_children_that_exit_on_sigterm_says_nothing(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    children = [
+        ops_commands.Child(name, [sys.executable, "-c", "import time; time.sleep(300)"], {})
+        for name in ("web", "worker")
+    ]
+    ops_commands._stop_all(children, grace=STOP_WAIT)
+    assert all(child.process.returncode == -signal.SIGTERM for child in children)
+    out, err = capsys.readouterr()
+    assert "waiting for" not in out
+    assert err == ""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -137,6 +137,23 @@ class OpenedCycle:
         return [r.agency for r in self.requests if not r.has_contacts]
 
 
+# A cycle chases agencies for weeks or months; a deadline further away than this is a typo
+# (2032 for 2023), and reminders and escalation would then wait for years without a word.
+LONGEST_CYCLE = timedelta(days=366)
+
+
+def check_deadline(deadline: date, today: date, what: str) -> None:
+    """A deadline must be between today and a year from today; the error names ``what``."""
+    if deadline < today:
+        raise CycleError(f"{what} {deadline.isoformat()} is before today ({today})")
+    latest = today + LONGEST_CYCLE
+    if deadline > latest:
+        raise CycleError(
+            f"{what} {deadline.isoformat()} is more than a year away (the latest is "
+            f"{latest.isoformat()}); check the year"
+        )
+
+
 def open_cycle(
     session: Session,
     plan: Plan,
@@ -152,9 +169,7 @@ def open_cycle(
     contacts still gets its request, left pending, and is reported so someone adds one."""
     if not 1900 <= year <= 2199:
         raise CycleError(f"{year} is not a reporting year")
-    today = now.astimezone(ZoneInfo(timezone)).date()
-    if deadline < today:
-        raise CycleError(f"the deadline {deadline.isoformat()} is before today ({today})")
+    check_deadline(deadline, now.astimezone(ZoneInfo(timezone)).date(), "the deadline")
     existing = session.exec(
         select(Cycle).where(Cycle.plan_id == _id(plan), col(Cycle.year) == year)
     ).first()
@@ -458,9 +473,7 @@ def change_deadline(
         raise CycleError(
             f"the {cycle.year} cycle is {cycle.state.value}: its deadline can no longer change"
         )
-    today = now.astimezone(ZoneInfo(timezone)).date()
-    if new < today:
-        raise CycleError(f"the new deadline {new.isoformat()} is before today ({today})")
+    check_deadline(new, now.astimezone(ZoneInfo(timezone)).date(), "the new deadline")
     reason = " ".join((reason or "").split()) or None
     rows = session.exec(
         select(UpdateRequest, Agency)

@@ -83,6 +83,18 @@ def test_a_deadline_in_the_past_is_refused(session: Session) -> None:
         open_cycle(session, built.plan, 2022, date(2022, 1, 31), nz("2022-02-01"), "test")
 
 
+def test_a_deadline_more_than_a_year_away_is_refused_as_a_likely_typo(session: Session) -> None:
+    built = build_plan(session)
+    # A year to the day is still allowed; a day more, or the wrong decade, is not.
+    with pytest.raises(CycleError, match=r"2032-12-02 is more than a year away \(the latest is "):
+        open_cycle(session, built.plan, 2022, date(2032, 12, 2), nz("2022-02-01"), "test")
+    with pytest.raises(CycleError, match="the latest is 2023-02-02"):
+        open_cycle(session, built.plan, 2022, date(2023, 2, 3), nz("2022-02-01"), "test")
+    assert session.exec(select(UpdateRequest)).all() == []
+    opened = open_cycle(session, built.plan, 2022, date(2023, 2, 2), nz("2022-02-01"), "test")
+    assert opened.cycle.deadline == date(2023, 2, 2)
+
+
 def test_the_update_request_names_the_agency_milestones_deadline_and_a_hashed_link(
     session: Session,
 ) -> None:

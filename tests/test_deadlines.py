@@ -232,6 +232,7 @@ def test_a_deadline_change_that_cannot_be_done_says_why_and_writes_nothing(
             change_deadline(session, cycle, new, nz("2022-11-10"), "carol", **kwargs)
 
     refused(date(2022, 11, 9), r"the new deadline 2022-11-09 is before today \(2022-11-10\)")
+    refused(date(2032, 12, 9), r"the new deadline 2032-12-09 is more than a year away")
     refused(DEADLINE, "the 2022 deadline is already 2022-12-02")
     earlier = r"MBIE's deadline cannot be earlier than the cycle's \(2022-12-02\)"
     refused(date(2022, 11, 30), earlier, agency_name="MBIE")

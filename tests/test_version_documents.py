@@ -11,15 +11,16 @@ from sqlmodel import Session
 
 from models import drafts
 from models.document import ReportDocument
+from models.drafts import versioning
 from models.tables import ReportVersion
 from tests.review_helpers import ANSWERED, COORDINATOR, complete_answer, open_2022, submit
 
 
 @pytest.fixture(autouse=True)
 def empty_cache() -> Iterator[None]:
-    drafts._documents.clear()
+    versioning._documents.clear()
     yield
-    drafts._documents.clear()
+    versioning._documents.clear()
 
 
 def _stored(session: Session, version: ReportVersion) -> ReportDocument:
@@ -53,7 +54,7 @@ def test_a_version_opened_again_is_the_same_document(
 
 
 def test_the_cache_keeps_the_most_recently_used() -> None:
-    cache = drafts._DocumentCache()
+    cache = versioning._DocumentCache()
     documents = {n: ReportDocument(title=f"Plan {n}", year=2022) for n in range(5)}
     for n in range(cache.SIZE):
         cache.put(("db", n, "sum"), documents[n])

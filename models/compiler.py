@@ -50,11 +50,6 @@ def _columns(model: Any, *names: str) -> list[sa.Column[Any]]:
     return [table.c[name] for name in names]
 
 
-def _rows(session: Session, statement: sa.Select[Any]) -> Sequence[sa.Row[Any]]:
-    """Plain rows through Core (no ORM identity map), for the large tables."""
-    return session.connection().execute(statement).all()
-
-
 def _tuples(session: Session, statement: sa.Select[Any]) -> Sequence[Sequence[Any]]:
     """Plain rows through Core, to unpack in a loop (the cheapest way to read a row)."""
     rows: Sequence[Sequence[Any]] = session.connection().execute(statement).all()
@@ -65,16 +60,6 @@ def _raw(column: sa.ColumnElement[Any]) -> sa.ColumnElement[str]:
     """An enum column as its stored value: the document holds values, so converting each row
     to the enum and back is work for nothing."""
     return sa.type_coerce(column, sa.String())
-
-
-@dataclass(frozen=True, slots=True)
-class _MilestoneRow:
-    id: int
-    text: str
-    due_text: str | None
-    due_start: date | None
-    due_end: date | None
-    status: str
 
 
 class MilestoneFields(Protocol):
@@ -321,14 +306,16 @@ def build_document(
         col(ReportEntry.objective_report_id).in_(report_ids),
         col(ReportEntry.milestone_id).is_not(None),
     )
-    revisions: dict[int, list[Any]] = defaultdict(list)
-    for revision in _rows(
+    # Each revised milestone's revisions in order, as plain tuples; the loop below reads them
+    # as they come (a plan may have thousands of revised milestones: sorting and building a
+    # row object for each cost more than the rest of its line).
+    revisions: dict[int, list[Sequence[Any]]] = defaultdict(list)
+    for revision in _tuples(
         session,
         sa.select(
             *_columns(
                 MilestoneRevision,
                 "milestone_id",
-                "sequence",
                 "year",
                 "previous_due_text",
                 "previous_start",
@@ -337,9 +324,11 @@ def build_document(
                 "reason",
                 "changed_by",
             )
-        ).where(col(MilestoneRevision.milestone_id).in_(milestone_ids)),
+        )
+        .where(col(MilestoneRevision.milestone_id).in_(milestone_ids))
+        .order_by(col(MilestoneRevision.milestone_id), col(MilestoneRevision.sequence)),
     ):
-        revisions[revision.milestone_id].append(revision)
+        revisions[revision[0]].append(revision)
 
     blocks: dict[int, tuple[list[Block], list[Block]]] = {}
     lines: dict[int, list[MilestoneLine]] = defaultdict(list)
@@ -363,34 +352,48 @@ def build_document(
     ) in report.entries:
         entry_links = report.links.get(entry_id, no_links)
         if section_value == milestone_section:
-            if milestone_id in revisions:
-                line = milestone_as_of(
-                    _MilestoneRow(milestone_id, milestone_text, due, start, end, status),
-                    revisions[milestone_id],
-                    year,
-                    acronyms.get(lead_id) if lead_id else None,
-                    links=list(entry_links),
-                    entry_id=entry_id,
-                    not_updated=not_updated,
-                )
-            else:
-                # Never revised (most milestones): nothing to look back through.
-                line = MilestoneLine.trusted(
-                    {
-                        "text": milestone_text,
-                        "due": due,
-                        "start": start,
-                        "end": end,
-                        "delayed_from": None,
-                        "lead": acronyms.get(lead_id) if lead_id else None,
-                        "status": status,
-                        "links": list(entry_links),
-                        "history": [],
-                        "not_updated": not_updated,
-                        "milestone_id": milestone_id,
-                        "entry_id": entry_id,
-                    }
-                )
+            delayed_from: str | None = None
+            history: list[Revision] = []
+            revised = revisions.get(milestone_id) if milestone_id is not None else None
+            if revised is not None:
+                # As milestone_as_of: the period it had in ``year`` (the first later
+                # revision's previous one), and the first baseline of those up to ``year``.
+                later = False
+                for _, changed_in, previous, p_start, p_end, new, reason, by in revised:
+                    if changed_in > year:
+                        if not later:
+                            later = True
+                            due, start, end = previous, p_start, p_end
+                        continue
+                    if not history:
+                        delayed_from = previous
+                    history.append(
+                        Revision.trusted(
+                            {
+                                "year": changed_in,
+                                "previous": previous,
+                                "new": new,
+                                "reason": reason,
+                                "changed_by": by,
+                            }
+                        )
+                    )
+            line = MilestoneLine.trusted(
+                {
+                    "text": milestone_text,
+                    "due": due,
+                    "start": start,
+                    "end": end,
+                    "delayed_from": delayed_from,
+                    "lead": acronyms.get(lead_id) if lead_id else None,
+                    "status": status,
+                    "links": list(entry_links) if entry_links else [],
+                    "history": history,
+                    "not_updated": not_updated,
+                    "milestone_id": milestone_id,
+                    "entry_id": entry_id,
+                }
+            )
             lines[report_id].append(line)
             continue
         pair = blocks.get(report_id)

@@ -176,6 +176,23 @@ def test_a_later_revision_does_not_change_an_earlier_years_report(
     assert (as_2022.due, as_2022.delayed_from) == ("Quarter 4 2022", "Quarter 3-4 2021")
     assert [r.new for r in as_2022.history] == ["Quarter 1 2022", "Quarter 4 2022"]
 
+    # The compiled 2021 report reads the same from the database (its own loop, not this
+    # function): the period Bali had then, its first baseline, only the revisions up to 2021.
+    session.add_all([second, bali])
+    session.flush()
+    doc = build_document(session, bali.plan_id, 2021)
+    (line,) = [
+        m
+        for p in doc.pillars
+        for o in p.objectives
+        for m in o.milestones
+        if m.milestone_id == bali.id
+    ]
+    same = {"due", "start", "end", "delayed_from", "lead", "status", "history", "text"}
+    assert line.model_dump(include=same) == as_2021.model_dump(include=same)
+    assert (line.start, line.end) == (date(2022, 1, 1), date(2022, 3, 31))
+    assert [r.year for r in line.history] == [2021]
+
 
 def test_macrons_and_markup_survive_import_and_compile(
     session: Session, report_2021_text: str

@@ -10,7 +10,7 @@ from rich.table import Table
 from rich.text import Text
 from sqlmodel import Session
 
-from cli.common import actor_name, console, fail, ready_engine
+from cli.common import actor_name, console, fail, load_settings, ready_engine
 from cli.plan_commands import read_report_file
 from models.clock import system_clock
 
@@ -145,6 +145,7 @@ def add_command(
                 notify_url=notify_url,
                 coordinator=coordinator,
                 actor=actor_name(),
+                allow_private_hosts=load_settings().notify_private_hosts,
             )
         except ContactError as exc:
             session.rollback()
@@ -181,7 +182,13 @@ def import_command(
     engine = ready_engine()
     with Session(engine, expire_on_commit=False) as session:
         try:
-            result = import_contacts(session, text, system_clock(), actor_name())
+            result = import_contacts(
+                session,
+                text,
+                system_clock(),
+                actor_name(),
+                allow_private_hosts=load_settings().notify_private_hosts,
+            )
         except ContactError as exc:
             session.rollback()
             fail(f"{file}: {exc}")

@@ -123,6 +123,12 @@ class Settings(BaseSettings):
         "messages invite a reply, and the From address may be one nobody reads",
     )
     outbox_dir: Path | None = Field(default=None, description="default: outbox/ in data dir")
+    notify_private_hosts: bool = Field(
+        default=False,
+        description="let contacts' notify URLs reach private, loopback and link-local "
+        "addresses (a chat server on the deployment's own network); off, they reach public "
+        "addresses only (models/notify_targets.py)",
+    )
     secret_key: SecretStr | None = Field(
         default=None, description="Signs web sessions; required in server mode"
     )

@@ -20,6 +20,8 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from models import audit
+from models.notify_targets import SETTING as PRIVATE_HOSTS_SETTING
+from models.notify_targets import private_host_in_url
 from models.tables import Agency, AnnualReport, Contact, Milestone, ObjectiveReport
 from models.tables import ObjectiveReportAgency as ActiveAgency
 
@@ -96,8 +98,10 @@ def _apprise_quiet() -> Iterator[None]:
 _REFUSED_SCHEMES = {"mailto", "mailtos", "outbox"}
 
 
-def check_notify_url(url: str) -> str:
-    """The URL, stripped, when Apprise can read it; ContactError (naming the scheme only)."""
+def check_notify_url(url: str, *, allow_private_hosts: bool = False) -> str:
+    """The URL, stripped, when Apprise can read it and (unless ``allow_private_hosts``) its
+    host is not given as a private or local address; ContactError naming the scheme (and
+    such a host), never the rest of the URL, which may hold credentials."""
     value = url.strip()
     if not value:
         raise ContactError("the notify URL is empty")
@@ -119,6 +123,13 @@ def check_notify_url(url: str) -> str:
             f"the notify URL ({shown}) is not an Apprise URL that Apprise can read "
             "(see https://github.com/caronc/apprise/wiki for the URL of each service)"
         )
+    if not allow_private_hosts:
+        private = private_host_in_url(value)
+        if private is not None:
+            raise ContactError(
+                f"the notify URL ({shown}) points at {private}, a private or local address: "
+                f"notify URLs reach public addresses only unless {PRIVATE_HOSTS_SETTING}=true"
+            )
     return value
 
 
@@ -214,12 +225,17 @@ def add_contact(
     notify_url: str | None = None,
     coordinator: bool = False,
     actor: str | None = None,
+    allow_private_hosts: bool = False,
 ) -> Contact:
     """Add a contact to ``agency`` (or bring back one removed earlier); ContactError when it
     is bad or already there. With ``actor``, the change goes to the audit log."""
     address = normalise_email(email)
     name = contact_name(name)
-    url = check_notify_url(notify_url) if notify_url else None
+    url = (
+        check_notify_url(notify_url, allow_private_hosts=allow_private_hosts)
+        if notify_url
+        else None
+    )
     existing = _existing(session, agency, address)
     if existing is not None and existing.active:
         raise ContactError(f"{existing.email} is already a contact of {agency.acronym}")
@@ -329,7 +345,12 @@ class _Row:
 
 
 def import_contacts(
-    session: Session, text: str, now: datetime, actor: str | None = None
+    session: Session,
+    text: str,
+    now: datetime,
+    actor: str | None = None,
+    *,
+    allow_private_hosts: bool = False,
 ) -> ImportResult:
     """Add (or update) contacts from CSV text with the header
     ``agency,email,name,notify_url,coordinator``. All or nothing: every problem is collected
@@ -368,7 +389,13 @@ def import_contacts(
         if len(cells) != len(CSV_COLUMNS):
             problems.append(f"line {line}: expected {len(CSV_COLUMNS)} fields, found {len(cells)}")
             continue
-        row = _read_row(session, line, dict(zip(CSV_COLUMNS, cells, strict=True)), problems)
+        row = _read_row(
+            session,
+            line,
+            dict(zip(CSV_COLUMNS, cells, strict=True)),
+            problems,
+            allow_private_hosts=allow_private_hosts,
+        )
         if row is None:
             continue
         key = (_id(row.agency), row.email.lower())
@@ -427,7 +454,12 @@ def import_contacts(
 
 
 def _read_row(
-    session: Session, line: int, cells: dict[str, str], problems: list[str]
+    session: Session,
+    line: int,
+    cells: dict[str, str],
+    problems: list[str],
+    *,
+    allow_private_hosts: bool,
 ) -> _Row | None:
     count = len(problems)
     agency: Agency | None = None
@@ -451,7 +483,7 @@ def _read_row(
         problems.append(f'line {line}, field "name": {exc}')
     if cells["notify_url"].strip():
         try:
-            url = check_notify_url(cells["notify_url"])
+            url = check_notify_url(cells["notify_url"], allow_private_hosts=allow_private_hosts)
         except ContactError as exc:
             problems.append(f'line {line}, field "notify_url": {exc}')
     flag = cells["coordinator"].strip().lower()

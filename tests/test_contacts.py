@@ -85,6 +85,53 @@ def test_a_notify_url_is_checked_by_apprise_and_never_shown_or_logged(
         check_notify_url("just words")
 
 
+@pytest.mark.parametrize(
+    ("url", "named"),
+    [
+        ("json://127.0.0.1:8080/hook", "127.0.0.1"),
+        ("jsons://user:hunter2-secret@10.0.0.5/hook", "10.0.0.5"),
+        ("form://169.254.169.254/latest/meta-data", "169.254.169.254"),  # cloud metadata
+        ("xml://[::1]:9000/", "::1"),
+        ("json://[::ffff:192.168.1.2]/", "::ffff:192.168.1.2"),
+        ("json://localhost:8000/", "localhost"),
+        ("json://api.localhost/", "api.localhost"),
+        ("mmost://192.168.1.20/token", "192.168.1.20"),  # any service given an address
+    ],
+)
+def test_a_notify_url_to_a_private_or_local_address_is_refused_unless_allowed(
+    url: str, named: str
+) -> None:
+    with pytest.raises(ContactError) as refused:
+        check_notify_url(url)
+    message = str(refused.value)
+    assert f"points at {named}, a private or local address" in message
+    assert "REPORTCYCLE_NOTIFY_PRIVATE_HOSTS=true" in message
+    assert "hunter2-secret" not in message
+    assert check_notify_url(url, allow_private_hosts=True) == url
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "json://hooks.example.org/x",  # a name: not looked up when entered
+        "json://93.184.215.14/hook",  # a public address
+        "slack://TokenA/TokenB/TokenC",  # a service whose "host" is a token
+    ],
+)
+def test_a_notify_url_to_a_public_or_named_host_is_accepted(url: str) -> None:
+    assert check_notify_url(url) == url
+
+
+def test_csv_import_refuses_a_private_notify_url_unless_allowed(session: Session) -> None:
+    build_plan(session)
+    text = "agency,email,name,notify_url,coordinator\nMBIE,ops@mbie.govt.nz,,json://10.0.0.5/x,\n"
+    with pytest.raises(ContactError, match=r'line 2, field "notify_url": .*points at 10\.0\.0\.5'):
+        import_contacts(session, text, NOW)
+    assert session.exec(select(Contact).where(Contact.email == "ops@mbie.govt.nz")).all() == []
+    result = import_contacts(session, text, NOW, allow_private_hosts=True)
+    assert [c.notify_url for c in result.added] == ["json://10.0.0.5/x"]
+
+
 def test_agencies_are_found_by_acronym_or_alias_in_any_case(session: Session) -> None:
     built = build_plan(session, contacts=False)
     assert find_agency(session, "mbie").id == built.agencies["MBIE"].id

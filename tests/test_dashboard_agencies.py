@@ -81,6 +81,19 @@ def test_a_coordinator_adds_and_removes_contacts(
     assert "not an address" in html.unescape(bad.text)
     assert 'value="Dana &lt;b&gt;"' in bad.text
     assert "secret-bot-token" not in bad.text  # a notify URL is never sent back
+    private = client.post(
+        "/dashboard/agencies/contacts",
+        data={
+            "csrf": csrf,
+            "agency": "DIA",
+            "email": "ops@dia.govt.nz",
+            "notify_url": "json://ops:hunter2-secret@169.254.169.254/latest",
+        },
+    )
+    assert private.status_code == 422
+    assert "points at 169.254.169.254, a private or local address" in html.unescape(private.text)
+    assert "hunter2-secret" not in private.text
+    assert _contacts(session, "ops@dia.govt.nz") == []
 
     added = client.post(
         "/dashboard/agencies/contacts",

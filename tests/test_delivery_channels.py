@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import smtplib
+import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from models.delivery import DeliveryPolicy, deliver
 from models.tables import Agency, Contact, DeliveryState, Notification
@@ -82,11 +83,17 @@ def hook() -> Iterator[Hook]:
 
 
 def notify_url_notification(session: Session, notify_url: str) -> int:
-    agency = Agency(acronym="MBIE", full_name="Ministry of Business, Innovation and Employment")
+    agency = session.exec(select(Agency).where(Agency.acronym == "MBIE")).first() or Agency(
+        acronym="MBIE", full_name="Ministry of Business, Innovation and Employment"
+    )
     session.add(agency)
     session.flush()
     assert agency.id is not None
-    contact = Contact(agency_id=agency.id, email="plan@mbie.example.org", notify_url=notify_url)
+    # A test may make several: each its own contact.
+    others = len(session.exec(select(Contact)).all())
+    contact = Contact(
+        agency_id=agency.id, email=f"plan{others or ''}@mbie.example.org", notify_url=notify_url
+    )
     session.add(contact)
     session.flush()
     notification = Notification(
@@ -104,19 +111,26 @@ def notify_url_notification(session: Session, notify_url: str) -> int:
     return notification.id
 
 
-def transport(tmp_path: Path) -> AppriseTransport:
+def transport(tmp_path: Path, *, allow_private_hosts: bool = True) -> AppriseTransport:
     # No mail URL: the email channel would go to the outbox; notify URLs go out regardless.
+    # The test hooks listen on 127.0.0.1, so private hosts are allowed unless a test says.
     return AppriseTransport(
-        mail_url=None, mail_from="rc@example.org", outbox_dir=tmp_path, domain="rc.example.org"
+        mail_url=None,
+        mail_from="rc@example.org",
+        outbox_dir=tmp_path,
+        domain="rc.example.org",
+        allow_private_hosts=allow_private_hosts,
     )
 
 
-def send(session: Session, notification_id: int, tmp_path: Path) -> DeliveryState:
+def send(
+    session: Session, notification_id: int, tmp_path: Path, *, allow_private_hosts: bool = True
+) -> DeliveryState:
     return deliver(
         session,
         notification_id,
         NOW,
-        transport(tmp_path),
+        transport(tmp_path, allow_private_hosts=allow_private_hosts),
         policy=POLICY,
         render=render,
         after_sent=no_after_sent,
@@ -142,6 +156,58 @@ def test_a_contacts_notify_url_gets_the_subject_and_text(
     assert "Quarter 1 2022 – Publish the guidance." in posted["message"]
     assert "https://rc.example/r/abc" in posted["message"]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_notify_url_to_a_private_or_local_address_is_refused_unless_allowed(
+    session: Session, hook: Hook, tmp_path: Path
+) -> None:
+    # A URL stored before the check existed (or written to the database by hand) meets it
+    # again at send time; the hook on 127.0.0.1 gets nothing.
+    url = hook.url.replace("json://", "json://hookuser:hunter2-secret@")
+    notification_id = notify_url_notification(session, url)
+
+    assert send(session, notification_id, tmp_path, allow_private_hosts=False) is (
+        DeliveryState.FAILED
+    )
+    error = last_error(session, notification_id)
+    assert "points at 127.0.0.1, a private or local address" in error
+    assert "REPORTCYCLE_NOTIFY_PRIVATE_HOSTS=true" in error
+    assert "hunter2-secret" not in error
+    assert hook.received == []
+
+    # The same message to the same hook, where the installation allows private hosts.
+    allowed = notify_url_notification(session, hook.url)
+    assert send(session, allowed, tmp_path) is DeliveryState.SENT
+    assert len(hook.received) == 1
+
+
+def test_a_webhook_name_is_resolved_at_send_time_and_each_address_checked(
+    session: Session, hook: Hook, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # DNS is not ours to run in a test: the resolver answers as a rebinding name would, a
+    # public address first and a private one after it.
+    answers = {
+        "hooks.example.org": ["93.184.215.14", "10.1.2.3"],
+    }
+    real = socket.getaddrinfo
+
+    def resolver(host: str, *args: Any, **kwargs: Any) -> Any:
+        if host in answers:
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (a, 0)) for a in answers[host]]
+        if host == "gone.example.org":
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolver)
+    rebinding = notify_url_notification(session, "jsons://hooks.example.org/hook")
+    assert send(session, rebinding, tmp_path, allow_private_hosts=False) is DeliveryState.FAILED
+    assert "points at hooks.example.org (10.1.2.3)" in last_error(session, rebinding)
+
+    # A name with no address (yet) is retried, not failed for good.
+    gone = notify_url_notification(session, "json://gone.example.org/hook")
+    assert send(session, gone, tmp_path, allow_private_hosts=False) is DeliveryState.RETRYING
+    assert "gone.example.org has no address" in last_error(session, gone)
+    assert hook.received == []
 
 
 def test_a_failing_notify_url_is_retried(session: Session, hook: Hook, tmp_path: Path) -> None:

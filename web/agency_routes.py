@@ -120,6 +120,7 @@ def add_contact_route(
                 notify_url=notify_url.strip() or None,
                 coordinator=coordinator == "yes",
                 actor=account.email,
+                allow_private_hosts=app.settings.notify_private_hosts,
             )
         except ContactError as exc:
             db.rollback()

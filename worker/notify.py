@@ -61,7 +61,10 @@ from apprise.decorators import notify as apprise_notify
 from apprise.plugins.email import NotifyEmail
 from apprise.utils.parse import is_email
 
+from models.contacts import url_scheme
 from models.delivery import DeliveryError, RenderedMessage, Transport
+from models.notify_targets import SETTING as PRIVATE_HOSTS_SETTING
+from models.notify_targets import UnresolvableHost, private_target
 from models.tables import Contact, Notification
 
 if TYPE_CHECKING:
@@ -429,8 +432,10 @@ class AppriseTransport:
         outbox_dir: Path,
         domain: str,
         reply_to: str | None = None,
+        allow_private_hosts: bool = False,
     ) -> None:
         self._mail = parse_mail_url(mail_url) if mail_url else None
+        self.allow_private_hosts = allow_private_hosts
         self._template: PreparedEmail | None = None
         self.mail_from = mail_from
         self.outbox_dir = outbox_dir
@@ -539,6 +544,23 @@ class AppriseTransport:
             raise DeliveryError(
                 f"contact {contact.id}: outbox:// is not a notify URL", permanent=True
             )
+        if not self.allow_private_hosts:
+            # Checked again here, not only when the URL was entered: a webhook's name is
+            # resolved now, and the address it points at may have changed since.
+            try:
+                private = private_target(url)
+            except UnresolvableHost as exc:
+                raise DeliveryError(
+                    f"the notify URL of contact {contact.id} ({url_scheme(url)}): {exc}",
+                    permanent=False,
+                ) from None
+            if private is not None:
+                raise DeliveryError(
+                    f"the notify URL of contact {contact.id} ({url_scheme(url)}) points at "
+                    f"{private}, a private or local address; set {PRIVATE_HOSTS_SETTING}=true "
+                    "to allow it",
+                    permanent=True,
+                )
         sender = apprise.Apprise()
         if not sender.add(url):
             raise DeliveryError(
@@ -575,12 +597,18 @@ def default_transport(settings: Settings) -> Transport:
         settings.outbox_path,
         message_domain(settings),
         settings.mail_reply_to,
+        settings.notify_private_hosts,
     )
 
 
 @functools.lru_cache(maxsize=8)
 def _transport(
-    mail_url: str | None, mail_from: str, outbox_dir: Path, domain: str, reply_to: str | None
+    mail_url: str | None,
+    mail_from: str,
+    outbox_dir: Path,
+    domain: str,
+    reply_to: str | None,
+    allow_private_hosts: bool,
 ) -> AppriseTransport:
     # One per configuration and process, not per task: Apprise's parsing of the mail URL is a
     # good share of a message's cost. (The transport keeps nothing between messages.)
@@ -590,4 +618,5 @@ def _transport(
         outbox_dir=outbox_dir,
         domain=domain,
         reply_to=reply_to,
+        allow_private_hosts=allow_private_hosts,
     )

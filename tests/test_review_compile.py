@@ -473,3 +473,17 @@ def test_two_compiles_at_once_make_one_version(db_url: str, report_2021_text: st
             assert sorted(e.actor for e in compiled) == ["ana", "beat"]
     finally:
         engine.dispose()
+
+
+def test_entry_text_that_looks_like_copy_syntax_is_written_as_given(
+    session: Session, c: Cycle2022
+) -> None:
+    r"""PostgreSQL writes a compile's entries with COPY, whose text format gives \N, backslashes
+    and tabs meanings of their own: an agency's words must come back exactly as written."""
+    tricky = 'Hui in Tāmaki Makaurau: \\N is not NULL, C:\\temp\\new, "quoted"\tand tabbed.'
+    mbie_answers(session, c, achievement=tricky)
+    version = drafts.compile_cycle(session, c.cycle, LATER, COORDINATOR)
+    _objective, block = _block(drafts.version_document(version), tricky)
+    assert block.agency == "MBIE"
+    stored = build_document(session, c.plan.id or 0, 2022)
+    assert tricky in [b.text for o in stored.objectives() for b in o.achievements]

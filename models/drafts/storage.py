@@ -197,7 +197,8 @@ def write_drafts_with_ids(
         written = [report_ids[o] for o in changed]
         ids = {
             (report_id, section, position): entry_id
-            for entry_id, report_id, section, position in session.connection().execute(
+            for entry_id, report_id, section, position in session.connection()
+            .execute(
                 sa.select(
                     col(ReportEntry.id),
                     col(ReportEntry.objective_report_id),
@@ -205,6 +206,7 @@ def write_drafts_with_ids(
                     col(ReportEntry.position),
                 ).where(col(ReportEntry.objective_report_id).in_(written))
             )
+            .all()  # one fetch (iterating the result fetches row by row on PostgreSQL)
         }
         link_rows: list[dict[str, Any]] = []
         for objective_id in changed:
@@ -250,15 +252,36 @@ def _insert_many(
     if processors:
         rows = [_processed(row, processors) for row in rows]
     quote = dialect.identifier_preparer.quote
-    mark = "?" if dialect.paramstyle == "qmark" else "%s"
     # Only the table's own column names go into the statement (quoted); values are parameters.
     columns = ", ".join(quote(name) for name in names)
+    if dialect.name == "postgresql":
+        _copy_rows(connection, f"COPY {quote(table.name)} ({columns}) FROM STDIN", rows)
+        return
+    mark = "?" if dialect.paramstyle == "qmark" else "%s"
     marks = ", ".join(mark for _ in names)
     statement = f"INSERT INTO {quote(table.name)} ({columns}) VALUES ({marks})"  # noqa: S608
     connection.exec_driver_sql(
         statement,
         rows,
     )
+
+
+def _copy_rows(connection: sa.Connection, statement: str, rows: list[tuple[Any, ...]]) -> None:
+    """PostgreSQL: the rows through COPY, in the session's transaction. psycopg's executemany
+    costs ~40 µs of Python a row (each row's parameters dumped, queued and answered in its
+    pipeline): 0.95 s for a first compile's 20,945 entries, where COPY streams them in about a
+    tenth of that. COPY does not pass through SQLAlchemy's statement events, so the statement is
+    announced to them by hand: statement logs and counters still see every write."""
+    cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    if connection.dispatch.before_cursor_execute:
+        # As SQLAlchemy announces an executemany (there is no execution context here).
+        connection.dispatch.before_cursor_execute(connection, cursor, statement, rows, None, True)
+    try:
+        with cursor.copy(statement) as copy:
+            for row in rows:
+                copy.write_row(row)
+    finally:
+        cursor.close()
 
 
 def _processed(

@@ -467,6 +467,9 @@ class _Store:
 
     def _clear(self, report: ObjectiveReport) -> None:
         session = self.session
+        # The rows are about to change under the compile's digest of them.
+        report.draft_digest = None
+        session.add(report)
         entry_ids = select(ReportEntry.id).where(ReportEntry.objective_report_id == report.id)
         session.exec(delete(EntryLink).where(col(EntryLink.entry_id).in_(entry_ids)))
         session.exec(delete(ReportEntry).where(col(ReportEntry.objective_report_id) == report.id))

@@ -93,9 +93,14 @@ def write_drafts_with_ids(
     *,
     stored: Mapping[int, ObjectiveDraft] | None = None,
     unchanged: set[int] | None = None,
+    kept_ids: Mapping[int, Mapping[Section, list[int]]] | None = None,
+    digests: Mapping[int, str | None] | None = None,
 ) -> tuple[int, dict[int, int]]:
     """``write_drafts``, with the objective report ids by objective id; ``unchanged``: the
-    objectives whose draft equals the stored one, when the caller has compared them."""
+    objectives whose draft equals the stored one, when the caller has compared them (by
+    their rows in ``stored``, or by digest: then their entry ids are in ``kept_ids``).
+    ``digests``: the stored digests by objective, when the caller has read them: an unchanged
+    draft compared by its rows gets its digest recorded where it is missing or stale."""
     assert annual.id is not None
     if stored is None:
         stored = load_drafts(session, annual.id)
@@ -118,10 +123,23 @@ def write_drafts_with_ids(
     changed = [oid for oid in drafts if oid not in unchanged]
     # Unchanged drafts keep their rows: their entries are the stored ones, in the same order.
     for objective_id in unchanged:
+        known = stored.get(objective_id)
         for section in Section:
-            kept = stored[objective_id].entries[section]
-            for entry, row in zip(drafts[objective_id].entries[section], kept, strict=True):
-                entry.id = row.id
+            kept = (
+                [row.id for row in known.entries[section]]
+                if known is not None
+                else (kept_ids or {})[objective_id].get(section, [])
+            )
+            for entry, entry_id in zip(drafts[objective_id].entries[section], kept, strict=True):
+                entry.id = entry_id
+    # What each written (or newly compared) report's rows hold, for the next compile.
+    recorded = {objective_id: drafts[objective_id].digest() for objective_id in changed}
+    if digests is not None:
+        for objective_id in unchanged:
+            if objective_id in stored:
+                digest = drafts[objective_id].digest()
+                if digest != digests.get(objective_id):
+                    recorded[objective_id] = digest
     _clear_ids(session, [report_ids[o] for o in [*gone, *changed] if o in report_ids])
     if gone:
         session.execute(
@@ -131,22 +149,31 @@ def write_drafts_with_ids(
         )
         for objective_id in gone:
             del report_ids[objective_id]
-    for objective_id in changed:
-        known = stored.get(objective_id)
-        if objective_id in report_ids and (
-            known is None or known.intro != drafts[objective_id].intro
-        ):
-            session.execute(
-                sa.update(table(ObjectiveReport))
-                .where(table(ObjectiveReport).c.id == report_ids[objective_id])
-                .values(intro=drafts[objective_id].intro)
-            )
+    # The kept reports' intro and digest, in one statement whatever their number.
+    kept_reports = [
+        {"b_id": report_ids[o], "b_intro": drafts[o].intro, "b_digest": digest}
+        for o, digest in recorded.items()
+        if o in report_ids
+    ]
+    if kept_reports:
+        reports = table(ObjectiveReport)
+        session.connection().execute(
+            reports.update()
+            .where(reports.c.id == sa.bindparam("b_id"))
+            .values(intro=sa.bindparam("b_intro"), draft_digest=sa.bindparam("b_digest")),
+            kept_reports,
+        )
     new = [o for o in changed if o not in report_ids]
     if new:
         session.execute(
             sa.insert(table(ObjectiveReport)),
             [
-                {"annual_report_id": annual.id, "objective_id": o, "intro": drafts[o].intro}
+                {
+                    "annual_report_id": annual.id,
+                    "objective_id": o,
+                    "intro": drafts[o].intro,
+                    "draft_digest": recorded[o],
+                }
                 for o in new
             ],
         )

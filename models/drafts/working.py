@@ -7,8 +7,10 @@ they live apart from all of them and import nothing else of the package.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -86,6 +88,12 @@ class ObjectiveDraft:
             ),
         )
 
+    def digest(self) -> str:
+        """SHA-256 of ``comparable()``: equal drafts, equal digests, in any process. (JSON,
+        not repr: the C encoder makes it a fifth of the cost; the enums are str values.)"""
+        text = json.dumps(self.comparable(), ensure_ascii=False, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()
+
     def find(self, identity: Sequence[Any]) -> DraftEntry | None:
         section = Section(identity[0])
         for entry in self.entries[section]:
@@ -109,21 +117,32 @@ def raw(column: Any) -> sa.ColumnElement[str]:
 
 
 def load_drafts(
-    session: Session, annual_id: int, *, milestone_lines: bool = True
+    session: Session,
+    annual_id: int,
+    *,
+    milestone_lines: bool = True,
+    objectives: Collection[int] | None = None,
 ) -> dict[int, ObjectiveDraft]:
     """An annual report's objective reports as drafts, by objective id (four queries, plain
     rows: no ORM objects, which cost more than the query on a large plan).
 
     Without ``milestone_lines`` only the milestone entries that have links are read: what
-    compile needs of last year's report (a plan's milestone lines are most of its rows)."""
-    report_ids = select(ObjectiveReport.id).where(ObjectiveReport.annual_report_id == annual_id)
+    compile needs of last year's report (a plan's milestone lines are most of its rows).
+    ``objectives``: only these objectives' reports (none when it is empty)."""
+    if objectives is not None and not objectives:
+        return {}
+    report_ids = sa.select(col(ObjectiveReport.id)).where(
+        col(ObjectiveReport.annual_report_id) == annual_id
+    )
+    reports = sa.select(
+        col(ObjectiveReport.id), col(ObjectiveReport.objective_id), col(ObjectiveReport.intro)
+    ).where(col(ObjectiveReport.annual_report_id) == annual_id)
+    if objectives is not None:
+        chosen = col(ObjectiveReport.objective_id).in_(list(objectives))
+        report_ids, reports = report_ids.where(chosen), reports.where(chosen)
     drafts: dict[int, ObjectiveDraft] = {}
     by_report: dict[int, ObjectiveDraft] = {}
-    for report_id, objective_id, intro in session.execute(
-        sa.select(
-            col(ObjectiveReport.id), col(ObjectiveReport.objective_id), col(ObjectiveReport.intro)
-        ).where(col(ObjectiveReport.annual_report_id) == annual_id)
-    ).all():
+    for report_id, objective_id, intro in session.execute(reports).all():
         drafts[objective_id] = by_report[report_id] = ObjectiveDraft(objective_id, intro=intro)
     for report_id, agency_id, name in session.execute(
         sa.select(
@@ -191,3 +210,57 @@ def load_drafts(
             )
         )
     return drafts
+
+
+# --- what a recompile reads instead of a whole stored draft ----------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StoredReport:
+    report_id: int
+    digest: str | None
+
+
+def stored_digests(session: Session, annual_id: int) -> dict[int, StoredReport]:
+    """Each objective report of the annual report, by objective id, with its draft digest."""
+    return {
+        objective_id: StoredReport(report_id, digest)
+        for report_id, objective_id, digest in session.execute(
+            sa.select(
+                col(ObjectiveReport.id),
+                col(ObjectiveReport.objective_id),
+                col(ObjectiveReport.draft_digest),
+            ).where(col(ObjectiveReport.annual_report_id) == annual_id)
+        ).all()
+    }
+
+
+def stored_entry_ids(
+    session: Session, report_ids: Collection[int]
+) -> dict[int, dict[Section, list[int]]]:
+    """The entry ids of these objective reports, by report and section, in the order the
+    draft holds them: what an unchanged draft needs of its stored rows (the document names
+    each entry), read in one light query instead of the rows themselves."""
+    found: dict[int, dict[Section, list[int]]] = {}
+    if not report_ids:
+        return found
+    sections = _SECTIONS
+    rows: Sequence[Sequence[Any]] = (
+        session.connection()
+        .execute(
+            sa.select(
+                col(ReportEntry.id),
+                col(ReportEntry.objective_report_id),
+                raw(col(ReportEntry.section)),
+            )
+            .where(col(ReportEntry.objective_report_id).in_(list(report_ids)))
+            .order_by(col(ReportEntry.position), col(ReportEntry.id))
+        )
+        .all()
+    )
+    for entry_id, report_id, section_value in rows:
+        by_section = found.get(report_id)
+        if by_section is None:
+            by_section = found[report_id] = {section: [] for section in Section}
+        by_section[sections[section_value]].append(entry_id)
+    return found

@@ -26,6 +26,11 @@ class ObjectiveReport(SQLModel, table=True):
     annual_report_id: int = Field(foreign_key="annualreport.id", index=True)
     objective_id: int = Field(foreign_key="objective.id", index=True)
     intro: str | None = None
+    # SHA-256 of what the report's rows hold, as a working draft compares them
+    # (``ObjectiveDraft.digest``), written with them by the compile: a recompile tells an
+    # unchanged objective from its digest instead of reading all its rows back. None where
+    # something else wrote the rows (an import): the compile then compares the rows.
+    draft_digest: str | None = Field(default=None, max_length=64)
 
 
 class ObjectiveReportAgency(SQLModel, table=True):

@@ -587,3 +587,29 @@ def test_an_import_over_the_draft_clears_its_digest_and_the_compile_puts_the_ans
     assert again.version.checksum == stored.checksum()
     achievements = [b.text for o in stored.objectives() for b in o.achievements]
     assert MBIE_ACHIEVEMENT in achievements and "Imported over the draft." not in achievements
+
+
+def test_memoized_bind_processors_keep_equal_instants_in_other_zones_apart() -> None:
+    """Writing the draft converts each distinct value once; an equal instant in another zone
+    is another value to SQLite's DATETIME (its wall-clock time is what is stored)."""
+    from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
+
+    import sqlalchemy as sa
+    from sqlalchemy.dialects import sqlite
+
+    from models.drafts.storage import _memoized
+
+    dialect = sqlite.dialect()
+    processor = sa.DateTime().dialect_impl(dialect).bind_processor(dialect)
+    assert processor is not None
+    convert = _memoized(processor)
+    utc = datetime(2022, 2, 1, 0, 0, tzinfo=UTC)
+    auckland = utc.astimezone(ZoneInfo("Pacific/Auckland"))
+    assert utc == auckland
+    assert [convert(utc), convert(auckland), convert(utc)] == [
+        processor(utc),
+        processor(auckland),
+        processor(utc),
+    ]
+    assert convert(utc) != convert(auckland)

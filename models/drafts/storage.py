@@ -281,7 +281,7 @@ def _insert_many(
     quote = dialect.identifier_preparer.quote
     # Only the table's own column names go into the statement (quoted); values are parameters.
     columns = ", ".join(quote(name) for name in names)
-    if dialect.name == "postgresql":
+    if dialect.name == "postgresql" and dialect.driver == "psycopg":  # psycopg 3's COPY API
         _copy_rows(connection, f"COPY {quote(table.name)} ({columns}) FROM STDIN", rows)
         return
     mark = "?" if dialect.paramstyle == "qmark" else "%s"

@@ -115,7 +115,8 @@ def add_command(
         typer.Option(
             "--notify-url",
             help="An extra Apprise URL (Teams, Slack …) that gets the same messages. It may "
-            "hold credentials: it is stored, never printed.",
+            "hold credentials: it is stored, never printed. It must reach a public address "
+            "unless REPORTCYCLE_NOTIFY_PRIVATE_HOSTS=true.",
         ),
     ] = None,
     coordinator: Annotated[

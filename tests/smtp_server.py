@@ -62,7 +62,9 @@ class ReceivedMail:
         body = self.message.get_body(preferencelist=(subtype,))
         if body is None or body.get_content_subtype() != subtype:
             raise AssertionError(f"the message has no text/{subtype} part")
-        return str(body.get_content()).replace("\r\n", "\n")
+        text = str(body.get_content()).replace("\r\n", "\n")
+        # As a mail client that knows format=flowed shows it: paragraphs joined again.
+        return read_flowed(text) if body.get_param("format") == "flowed" else text
 
     @property
     def text(self) -> str:
@@ -288,3 +290,22 @@ def self_signed_certificate(directory: Path) -> tuple[Path, Path]:
         check=True, capture_output=True,
     )  # fmt: skip
     return cert, key
+
+
+def read_flowed(text: str) -> str:
+    """format=flowed text (RFC 3676, delsp=no) read back as its lines, as a client does:
+    one leading space removed from each line (space-stuffing), and a line that ends with a
+    space joined to the next (a soft break). Written from the RFC, not from our encoder."""
+    lines: list[str] = []
+    paragraph = ""
+    for line in text.split("\n"):
+        if line.startswith(" "):
+            line = line[1:]
+        if line.endswith(" ") and line != "-- ":
+            paragraph += line
+            continue
+        lines.append(paragraph + line)
+        paragraph = ""
+    if paragraph:
+        lines.append(paragraph)
+    return "\n".join(lines)

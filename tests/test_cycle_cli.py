@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 from cli.main import app
 from models.db import make_engine
 from models.tokens import hash_token
+from tests.smtp_server import read_flowed
 
 BASE = "https://reports.example.govt.nz"
 LINK = re.compile(re.escape(BASE) + r"/r/([A-Za-z0-9_-]+)")
@@ -45,9 +46,10 @@ def outbox(env: dict[str, str]) -> list[EmailMessage]:
 
 
 def body(message: EmailMessage) -> str:
+    """The plain text as a mail client shows it (format=flowed paragraphs joined)."""
     part = message.get_body(preferencelist=("plain",))
-    assert part is not None
-    return str(part.get_content())
+    assert part is not None and part.get_param("format") == "flowed"
+    return read_flowed(str(part.get_content()).replace("\r\n", "\n"))
 
 
 def count(env: dict[str, str], table: str) -> int:

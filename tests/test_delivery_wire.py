@@ -14,6 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from models.tables import Contact, Notification
+from tests.smtp_server import read_flowed
+from worker.flowed import WIDTH, flow
 from worker.notify import WIRE, build_email
 
 COMPAT32_CRLF = email.policy.compat32.clone(linesep="\r\n")
@@ -75,8 +77,19 @@ def test_a_header_folds_as_compat32_folds_it(value: str) -> None:
 
 
 def _parts(raw: bytes) -> list[str]:
+    """The decoded parts; the plain one (format=flowed) read as a client that knows it."""
     parsed = email.message_from_bytes(raw, policy=email.policy.default)
-    return [part.get_content().replace("\r\n", "\n") for part in parsed.iter_parts()]
+    plain, html = parsed.iter_parts()
+    assert plain.get_content_type() == "text/plain" and plain.get_param("format") == "flowed"
+    return [
+        read_flowed(plain.get_content().replace("\r\n", "\n")),
+        html.get_content().replace("\r\n", "\n"),
+    ]
+
+
+def _without_trailing_spaces(text: str) -> str:
+    # Flowed text cannot end a line with a space (that marks a soft break): they are dropped.
+    return "\n".join(line.rstrip(" ") for line in text.split("\n"))
 
 
 # Any text a template could give: Unicode (macrons, emoji), "=", dots and "From " at line
@@ -108,4 +121,39 @@ def test_a_body_reads_back_as_the_text_rendered(text: str, html: str) -> None:
     assert raw.isascii(), "7-bit: any server takes it"
     assert max(len(line) for line in raw.split(b"\r\n")) <= 78
     assert b"\n" not in raw.replace(b"\r\n", b"")
-    assert _parts(raw) == [text.replace("\r\n", "\n"), html.replace("\r\n", "\n")]
+    assert _parts(raw) == [_without_trailing_spaces(text), html.replace("\r\n", "\n")]
+
+
+# Lines as templates write them: words, runs of spaces, tabs, long links, quote marks, "From "
+# and "-- " where a reader gives them meaning.
+_LINES = st.lists(
+    st.one_of(
+        st.text(alphabet="ab ā\t>-", max_size=12),
+        st.sampled_from(["From ", "-- ", ">", " ", "https://example.org/" + "x" * 80]),
+    ),
+    max_size=40,
+).map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(lines=st.lists(_LINES, min_size=1, max_size=5))
+def test_flowed_text_reads_back_as_written_in_short_lines(lines: list[str]) -> None:
+    text = "\n".join(lines)
+    flowed = flow(text)
+    assert read_flowed(flowed) == _without_trailing_spaces(text)
+    for line in flowed.split("\n"):
+        body = line[1:] if line.startswith(" ") else line
+        # Longer than the width only where one word is (a link is never broken), or a
+        # "-- " and a word (that alone on a line would read as a signature separator).
+        one_word = body.removeprefix("-- ").rstrip(" ")
+        assert len(body) <= WIDTH or " " not in one_word, line
+
+
+def test_a_long_paragraph_is_wrapped_and_a_link_left_whole() -> None:
+    link = "https://reports.example.govt.nz/r/" + "A" * 43
+    text = "The milestone below reaches the end of its due period soon. " * 3 + f"Link: {link}"
+    flowed = flow(text)
+    lines = flowed.split("\n")
+    assert len(lines) > 3 and all(line.endswith(" ") for line in lines[:-1])
+    assert link in lines and lines[-1] == link
+    assert read_flowed(flowed) == text

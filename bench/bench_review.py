@@ -348,7 +348,7 @@ def measure(
     counted = count()
     if setup is not None:
         setup()  # the replay starts from the state the counted run started from
-    replayed = replay_raw(engine, counted, runs)
+    replayed = replay_raw(engine, counted, runs, reset_sequences=setup is not None)
     floor = replayed.median if replayed else None
     return Measured(
         name,

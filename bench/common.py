@@ -94,6 +94,9 @@ class QueryCounter:
     statements: list[str] = field(default_factory=list)
     # Each statement as the driver received it: (SQL, parameters, executemany), for replay_raw.
     calls: list[tuple[str, Any, bool]] = field(default_factory=list)
+    # PostgreSQL: each sequence as it was when counting began (name, value, is_called), so a
+    # replay of inserts is handed the same ids the later statements name.
+    sequences: list[tuple[str, int, bool]] = field(default_factory=list)
 
     @property
     def count(self) -> int:
@@ -112,6 +115,16 @@ class QueryCounter:
 def count_queries(engine: sa.Engine) -> Iterator[QueryCounter]:
     """Count every statement sent to the database through ``engine`` inside the block."""
     counter = QueryCounter()
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as connection:
+            counter.sequences = [
+                (f'"{schema}"."{name}"', last if last is not None else start, last is not None)
+                for schema, name, last, start in connection.execute(
+                    sa.text(
+                        "SELECT schemaname, sequencename, last_value, start_value FROM pg_sequences"
+                    )
+                )
+            ]
 
     def before_cursor_execute(
         _conn: Any, _cursor: Any, statement: str, params: Any, _context: Any, many: bool
@@ -126,7 +139,9 @@ def count_queries(engine: sa.Engine) -> Iterator[QueryCounter]:
         sa.event.remove(engine, "before_cursor_execute", before_cursor_execute)
 
 
-def replay_raw(engine: sa.Engine, counter: QueryCounter, runs: int = 5) -> Timing | None:
+def replay_raw(
+    engine: sa.Engine, counter: QueryCounter, runs: int = 5, *, reset_sequences: bool = False
+) -> Timing | None:
     """The SQL floor of what ``counter`` counted: the same statements, with the same
     parameters, sent straight to the driver's cursor on one connection and every row fetched,
     inside a transaction rolled back after each run (so writes can be replayed too). No
@@ -134,15 +149,30 @@ def replay_raw(engine: sa.Engine, counter: QueryCounter, runs: int = 5) -> Timin
     Any code that needs these rows pays at least this, so (baseline + floor) / baseline is the
     least ratio it can reach.
 
-    None when the replay fails: writes whose later statements name the ids the first run's
-    inserts returned replay only where the database hands out the same ids again (SQLite
-    reuses the highest free rowid; a PostgreSQL sequence never goes back)."""
+    Writes whose later statements name the ids the first run's inserts returned replay where
+    the database hands out the same ids again: SQLite reuses the highest free rowid, and on
+    PostgreSQL, with ``reset_sequences``, each sequence is set back (``setval``, which no
+    rollback undoes) to where it was when counting began: only for a caller that has put the
+    database back as it was then, or the replayed inserts would take the ids of the rows the
+    counted run left. None when the replay fails all the same."""
+
+    def reset(connection: Any) -> None:
+        cursor = connection.cursor()
+        try:
+            for sequence, value, called in counter.sequences:
+                cursor.execute("SELECT setval(%s::regclass, %s, %s)", (sequence, value, called))
+        finally:
+            cursor.close()
 
     def once(connection: Any) -> None:
         cursor = connection.cursor()
         try:
             for statement, params, many in counter.calls:
-                if many:
+                if many and statement.startswith("COPY "):
+                    with cursor.copy(statement) as copy:  # as the compile writes on PostgreSQL
+                        for row in params:
+                            copy.write_row(row)
+                elif many:
                     cursor.executemany(statement, params)
                 else:
                     cursor.execute(statement, params)
@@ -155,6 +185,8 @@ def replay_raw(engine: sa.Engine, counter: QueryCounter, runs: int = 5) -> Timin
     try:
         durations: list[float] = []
         for _ in range(runs):
+            if reset_sequences:
+                reset(connection)
             gc.collect()
             gc.disable()
             try:

@@ -10,8 +10,7 @@ from sqlmodel import Session, col, select
 
 from models.contacts import CONTACT_ADDED, CONTACT_REMOVED, find_agency
 from models.tables import AuditEvent, Contact
-from tests.review_helpers import Cycle2022
-from tests.test_dashboard_routes import (  # noqa: F401  (fixtures)
+from tests.dashboard_support import (  # noqa: F401  (fixtures)
     EMAIL,
     ClientFactory,
     c,
@@ -21,6 +20,7 @@ from tests.test_dashboard_routes import (  # noqa: F401  (fixtures)
     make_client,
     signed_in,
 )
+from tests.review_helpers import Cycle2022
 
 
 def _contacts(session: Session, email: str) -> list[Contact]:
@@ -32,8 +32,8 @@ def _contacts(session: Session, email: str) -> list[Contact]:
 
 def test_signed_out_the_page_and_its_forms_do_nothing(
     session: Session,
-    c: Cycle2022,  # noqa: F811
-    make_client: ClientFactory,  # noqa: F811
+    c: Cycle2022,
+    make_client: ClientFactory,
 ) -> None:
     client = make_client()
     assert client.get("/dashboard/agencies", follow_redirects=False).status_code == 303
@@ -49,8 +49,8 @@ def test_signed_out_the_page_and_its_forms_do_nothing(
 
 def test_a_coordinator_adds_and_removes_contacts(
     session: Session,
-    c: Cycle2022,  # noqa: F811
-    make_client: ClientFactory,  # noqa: F811
+    c: Cycle2022,
+    make_client: ClientFactory,
 ) -> None:
     client, _csrf = signed_in(make_client)
     page = client.get("/dashboard/agencies")

@@ -9,8 +9,7 @@ from datetime import date
 from sqlmodel import Session, col, select
 
 from models.tables import AuditEvent, Cycle, Notification, UpdateRequest
-from tests.review_helpers import DEADLINE, Cycle2022
-from tests.test_dashboard_routes import (  # noqa: F401  (fixtures)
+from tests.dashboard_support import (  # noqa: F401  (fixtures)
     EMAIL,
     ClientFactory,
     c,
@@ -20,6 +19,7 @@ from tests.test_dashboard_routes import (  # noqa: F401  (fixtures)
     make_client,
     signed_in,
 )
+from tests.review_helpers import DEADLINE, Cycle2022
 
 
 def _deadline_events(session: Session) -> list[AuditEvent]:
@@ -33,8 +33,8 @@ def _deadline_events(session: Session) -> list[AuditEvent]:
 
 def test_signed_out_the_page_and_its_form_do_nothing(
     session: Session,
-    c: Cycle2022,  # noqa: F811
-    make_client: ClientFactory,  # noqa: F811
+    c: Cycle2022,
+    make_client: ClientFactory,
 ) -> None:
     client = make_client()
     url = f"/dashboard/cycles/{c.cycle.id}/deadline"
@@ -51,9 +51,9 @@ def test_signed_out_the_page_and_its_form_do_nothing(
 
 def test_a_coordinator_extends_one_agency_then_moves_everyones_deadline(
     session: Session,
-    c: Cycle2022,  # noqa: F811
-    make_client: ClientFactory,  # noqa: F811
-    enqueued: list[int],  # noqa: F811
+    c: Cycle2022,
+    make_client: ClientFactory,
+    enqueued: list[int],
 ) -> None:
     client, _csrf = signed_in(make_client)
     url = f"/dashboard/cycles/{c.cycle.id}/deadline"
@@ -109,9 +109,9 @@ def test_a_coordinator_extends_one_agency_then_moves_everyones_deadline(
 
 def test_a_bad_deadline_is_refused_beside_the_field_and_changes_nothing(
     session: Session,
-    c: Cycle2022,  # noqa: F811
-    make_client: ClientFactory,  # noqa: F811
-    enqueued: list[int],  # noqa: F811
+    c: Cycle2022,
+    make_client: ClientFactory,
+    enqueued: list[int],
 ) -> None:
     client, _csrf = signed_in(make_client)
     url = f"/dashboard/cycles/{c.cycle.id}/deadline"

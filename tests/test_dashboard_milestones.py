@@ -10,8 +10,7 @@ from sqlmodel import Session, col, select
 from models.contacts import find_agency
 from models.milestone_leads import LEAD_CHANGED
 from models.tables import Agency, AuditEvent, Milestone, UpdateRequest
-from tests.review_helpers import Cycle2022
-from tests.test_dashboard_routes import (  # noqa: F401  (fixtures)
+from tests.dashboard_support import (  # noqa: F401  (fixtures)
     EMAIL,
     ClientFactory,
     c,
@@ -21,6 +20,7 @@ from tests.test_dashboard_routes import (  # noqa: F401  (fixtures)
     make_client,
     signed_in,
 )
+from tests.review_helpers import Cycle2022
 
 TRIAGE = "Implementation of joint INZ-ENZ migrant exploitation allegation triage"
 
@@ -33,8 +33,8 @@ def _triage(session: Session) -> Milestone:
 
 def test_signed_out_nothing_is_shown_or_changed(
     session: Session,
-    c: Cycle2022,  # noqa: F811
-    make_client: ClientFactory,  # noqa: F811
+    c: Cycle2022,
+    make_client: ClientFactory,
 ) -> None:
     client = make_client()
     triage = _triage(session)
@@ -55,8 +55,8 @@ def test_signed_out_nothing_is_shown_or_changed(
 
 def test_a_coordinator_finds_a_milestone_and_corrects_its_lead(
     session: Session,
-    c: Cycle2022,  # noqa: F811
-    make_client: ClientFactory,  # noqa: F811
+    c: Cycle2022,
+    make_client: ClientFactory,
 ) -> None:
     client, _csrf = signed_in(make_client)
     triage = _triage(session)
@@ -121,8 +121,8 @@ def test_a_coordinator_finds_a_milestone_and_corrects_its_lead(
 
 def test_a_new_lead_gets_an_update_request_in_the_open_cycle(
     session: Session,
-    c: Cycle2022,  # noqa: F811
-    make_client: ClientFactory,  # noqa: F811
+    c: Cycle2022,
+    make_client: ClientFactory,
 ) -> None:
     customs = Agency(acronym="NZCS", full_name="New Zealand Customs Service")
     session.add(customs)

@@ -175,6 +175,10 @@ def import_command(
 
     MBIE,ana@mbie.govt.nz,Ana Smith,,no
 
+    For a contact that exists, an empty name or notify_url keeps the stored one.
+
+    To drop a notify URL, remove the contact and add it again.
+
     Example: reportcycle agency contacts import contacts.csv"""
     from models.contacts import ContactError, import_contacts
 

@@ -315,6 +315,29 @@ def test_the_compose_commands_stop_at_start_on_a_bad_setting_naming_it(
         assert "REPORTCYCLE_TIMEZONE: unknown time zone 'Pacific/Atlantis'" in problem
 
 
+def test_a_worker_stops_at_start_on_a_mail_url_it_cannot_use(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Before: it started, and every message failed at send time.
+    monkeypatch.setenv("REPORTCYCLE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("REPORTCYCLE_DATABASE_URL", f"sqlite:///{tmp_path / 'rc.db'}")
+    monkeypatch.delenv("REPORTCYCLE_BROKER_URL", raising=False)
+    monkeypatch.setenv("REPORTCYCLE_MAIL_URL", "smtp://ops:S3cret-pw@mail.example.org:587")
+    bin_dir = Path(sys.executable).parent
+    worker = Running([str(bin_dir / "celery"), "-A", "worker.app", "worker", "-c", "1"])
+    try:
+        code = worker.process.wait(START_WAIT)
+    finally:
+        worker.process.kill()
+        worker._reader.join(10)
+    assert code == 1, worker.output
+    assert "Traceback" not in worker.output and "S3cret-pw" not in worker.output
+    assert (
+        "invalid settings: REPORTCYCLE_MAIL_URL must be an Apprise mailto:// or mailtos:// URL "
+        "(got a smtp URL)" in worker.lines
+    )
+
+
 # --- stopping: a warm stop that waits for the worker's task, a second Ctrl-C that does not ----
 
 STUBBORN = (

@@ -10,7 +10,7 @@ import os
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_process_init
+from celery.signals import worker_init, worker_process_init
 
 from config.celery import celery_config, filesystem_broker_folders
 from config.logging import connect_celery_logging
@@ -40,6 +40,22 @@ def _fresh_engines_after_fork(**_: Any) -> None:
         if pid != os.getpid():
             engine.dispose(close=False)
             del db._engines[(pid, _url)]
+
+
+@worker_init.connect
+def _mail_url_or_exit(**_: Any) -> None:
+    """A worker sends the mail: a REPORTCYCLE_MAIL_URL it cannot use ends it at start, naming
+    the variable (never the URL, which holds the password), rather than failing every message.
+    (Here, not at import: the web app imports this module to enqueue and to check readiness.)"""
+    settings = get_settings()
+    if settings.mail_url is None:
+        return
+    from worker.notify import parse_mail_url
+
+    try:
+        parse_mail_url(settings.mail_url.get_secret_value())
+    except ValueError as exc:
+        raise SystemExit(f"invalid settings: {exc}") from None
 
 
 # Every worker and beat (`celery -A worker.app …` included) logs one line per event, JSON on

@@ -4,7 +4,7 @@ the plan's size (one per table, never one per row)."""
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, Protocol
@@ -98,6 +98,42 @@ class RevisionFields(Protocol):
     def changed_by(self) -> str: ...
 
 
+# A revision as ``revised_as_of`` reads it: (milestone id, year, previous due text, previous
+# start, previous end, new due text, reason, changed by), in the order they were made.
+RevisionRow = Sequence[Any]
+
+
+def revised_as_of(
+    revisions: Iterable[RevisionRow], year: int
+) -> tuple[tuple[str | None, date | None, date | None] | None, str | None, list[Revision]]:
+    """What a milestone's revisions (in order) make of it in the report of ``year``: the due
+    period it had then (the previous period of the first revision made later; None when
+    none was), "(Delayed from …)" (the first baseline of those made up to that year), and
+    those revisions as its history."""
+    period: tuple[str | None, date | None, date | None] | None = None
+    delayed_from: str | None = None
+    history: list[Revision] = []
+    for _, changed_in, previous, p_start, p_end, new, reason, by in revisions:
+        if changed_in > year:
+            if period is None:
+                period = (previous, p_start, p_end)
+            continue
+        if not history:
+            delayed_from = previous
+        history.append(
+            Revision.trusted(
+                {
+                    "year": changed_in,
+                    "previous": previous,
+                    "new": new,
+                    "reason": reason,
+                    "changed_by": by,
+                }
+            )
+        )
+    return period, delayed_from, history
+
+
 def milestone_as_of(
     milestone: MilestoneFields,
     revisions: Sequence[RevisionFields],
@@ -110,18 +146,23 @@ def milestone_as_of(
 ) -> MilestoneLine:
     """The milestone as the report of ``year`` shows it: the due period it had then, and
     "(Delayed from …)" with the first baseline of the revisions made up to that year."""
-    due, start, end = milestone.due_text, milestone.due_start, milestone.due_end
-    known: list[RevisionFields] = []
-    if revisions:
-        ordered = sorted(revisions, key=lambda r: r.sequence)
-        known = [r for r in ordered if r.year <= year]
-        later = [r for r in ordered if r.year > year]
-        if later:
-            due, start, end = (
-                later[0].previous_due_text,
-                later[0].previous_start,
-                later[0].previous_end,
+    period, delayed_from, history = revised_as_of(
+        (
+            (
+                milestone.id,
+                r.year,
+                r.previous_due_text,
+                r.previous_start,
+                r.previous_end,
+                r.new_due_text,
+                r.reason,
+                r.changed_by,
             )
+            for r in sorted(revisions, key=lambda r: r.sequence)
+        ),
+        year,
+    )
+    due, start, end = period or (milestone.due_text, milestone.due_start, milestone.due_end)
     # Rows from the database are trusted: construct without re-validating (20,000 of them).
     return MilestoneLine.trusted(
         {
@@ -129,22 +170,11 @@ def milestone_as_of(
             "due": due,
             "start": start,
             "end": end,
-            "delayed_from": known[0].previous_due_text if known else None,
+            "delayed_from": delayed_from,
             "lead": lead,
             "status": MilestoneStatus(milestone.status).value,
             "links": links if links is not None else [],
-            "history": [
-                Revision.trusted(
-                    {
-                        "year": r.year,
-                        "previous": r.previous_due_text,
-                        "new": r.new_due_text,
-                        "reason": r.reason,
-                        "changed_by": r.changed_by,
-                    }
-                )
-                for r in known
-            ],
+            "history": history,
             "not_updated": not_updated,
             "milestone_id": milestone.id,
             "entry_id": entry_id,
@@ -309,7 +339,7 @@ def build_document(
     # Each revised milestone's revisions in order, as plain tuples; the loop below reads them
     # as they come (a plan may have thousands of revised milestones: sorting and building a
     # row object for each cost more than the rest of its line).
-    revisions: dict[int, list[Sequence[Any]]] = defaultdict(list)
+    revisions: dict[int, list[RevisionRow]] = defaultdict(list)
     for revision in _tuples(
         session,
         sa.select(
@@ -356,28 +386,9 @@ def build_document(
             history: list[Revision] = []
             revised = revisions.get(milestone_id) if milestone_id is not None else None
             if revised is not None:
-                # As milestone_as_of: the period it had in ``year`` (the first later
-                # revision's previous one), and the first baseline of those up to ``year``.
-                later = False
-                for _, changed_in, previous, p_start, p_end, new, reason, by in revised:
-                    if changed_in > year:
-                        if not later:
-                            later = True
-                            due, start, end = previous, p_start, p_end
-                        continue
-                    if not history:
-                        delayed_from = previous
-                    history.append(
-                        Revision.trusted(
-                            {
-                                "year": changed_in,
-                                "previous": previous,
-                                "new": new,
-                                "reason": reason,
-                                "changed_by": by,
-                            }
-                        )
-                    )
+                period, delayed_from, history = revised_as_of(revised, year)
+                if period is not None:
+                    due, start, end = period
             line = MilestoneLine.trusted(
                 {
                     "text": milestone_text,

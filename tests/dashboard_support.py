@@ -4,8 +4,7 @@ signing in. Test modules import the fixtures by name (pytest finds them in the m
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -14,9 +13,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session
 
-from config.settings import Settings
 from models.accounts import add_account
 from models.clock import SimulatedClock
+from tests.app_clients import ClientFactory, app_clients, csrf_of
 from tests.review_helpers import (
     ANSWERED,
     Cycle2022,
@@ -25,15 +24,11 @@ from tests.review_helpers import (
     open_2022,
     submit,
 )
-from web.app import create_app
-from web.deps import WebOptions
 
 EMAIL = "ana@mbie.govt.nz"
 PASSWORD = "kia ora koutou 2023"
 START = ANSWERED + timedelta(days=2)
 ACHIEVEMENT = "Hotline launched <script>alert(1)</script> – ka pai."
-
-ClientFactory = Callable[..., TestClient]
 
 
 @pytest.fixture
@@ -66,34 +61,8 @@ def make_client(
     session: Session, tmp_path: Path, clock: SimulatedClock, enqueued: list[int]
 ) -> Iterator[ClientFactory]:
     """Clients of an app whose sessions join the test's rolled-back connection."""
-    connection = session.connection()
-    clients: list[TestClient] = []
-
-    def factory(**options: Any) -> TestClient:
-        settings = Settings(secret_key="s" * 48, data_dir=tmp_path / "data", broker_url=None)
-        app = create_app(
-            settings,
-            engine=connection.engine,
-            clock=clock,
-            session_factory=lambda: Session(
-                bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
-            ),
-            options=WebOptions(**options),
-        )
-        app.state.dashboard_enqueue = enqueued.extend
-        client = TestClient(app, base_url="http://testserver")
-        clients.append(client)
-        return client
-
-    yield factory
-    for client in clients:
-        client.close()
-
-
-def csrf_of(html: str) -> str:
-    match = re.search(r'name="csrf" value="([^"]+)"', html)
-    assert match, "no CSRF field in the page"
-    return str(match[1])
+    with app_clients(session, tmp_path / "data", clock, enqueue=enqueued.extend) as factory:
+        yield factory
 
 
 def sign_in(client: TestClient, email: str = EMAIL, password: str = PASSWORD) -> Any:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -30,11 +30,9 @@ from models.tables import (
     UpdateRequest,
 )
 from models.tokens import issue_token
+from tests.app_clients import ClientFactory, app_clients, csrf_of
 from tests.web_helpers import NOW, Scenario, build_scenario
 from web.app import create_app
-from web.deps import WebOptions
-
-ClientFactory = Callable[..., TestClient]
 
 
 @pytest.fixture
@@ -50,33 +48,8 @@ def clock() -> SimulatedClock:
 @pytest.fixture
 def make_client(session: Session, tmp_path: Path, clock: SimulatedClock) -> Iterator[ClientFactory]:
     """Clients of an app whose sessions join the test's rolled-back connection."""
-    connection = session.connection()
-    clients: list[TestClient] = []
-
-    def factory(**options: Any) -> TestClient:
-        settings = Settings(secret_key="s" * 48, data_dir=tmp_path, broker_url=None)
-        app = create_app(
-            settings,
-            engine=connection.engine,
-            clock=clock,
-            session_factory=lambda: Session(
-                bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
-            ),
-            options=WebOptions(**options),
-        )
-        client = TestClient(app, base_url="http://testserver")
-        clients.append(client)
-        return client
-
-    yield factory
-    for client in clients:
-        client.close()
-
-
-def csrf_of(html: str) -> str:
-    match = re.search(r'name="csrf" value="([^"]+)"', html)
-    assert match, "no CSRF field in the page"
-    return str(match[1])
+    with app_clients(session, tmp_path, clock) as factory:
+        yield factory
 
 
 def base_of(html: str) -> str:

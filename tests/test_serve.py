@@ -287,25 +287,35 @@ def test_the_compose_commands_log_json_lines_without_tokens(
     assert json.loads(ready)["logger"].startswith("celery")
 
 
+def embedded_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The environment of a process on its own SQLite file and filesystem broker."""
+    monkeypatch.setenv("REPORTCYCLE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("REPORTCYCLE_DATABASE_URL", f"sqlite:///{tmp_path / 'rc.db'}")
+    monkeypatch.delenv("REPORTCYCLE_BROKER_URL", raising=False)
+
+
+def exit_code(process: Running) -> int:
+    """How a process that should end at start ended (killed if it did not, all its output
+    read)."""
+    try:
+        return process.process.wait(START_WAIT)
+    finally:
+        process.process.kill()
+        process._reader.join(10)
+
+
 def test_the_compose_commands_stop_at_start_on_a_bad_setting_naming_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Before: uvicorn took the failed build for an app without lifespan, started and answered
     # every request with an error; celery printed a traceback naming the field.
-    monkeypatch.setenv("REPORTCYCLE_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("REPORTCYCLE_DATABASE_URL", f"sqlite:///{tmp_path / 'rc.db'}")
-    monkeypatch.delenv("REPORTCYCLE_BROKER_URL", raising=False)
+    embedded_settings(monkeypatch, tmp_path)
     monkeypatch.setenv("REPORTCYCLE_SWEEP_INTERVAL_SECONDS", "five minutes")
     monkeypatch.setenv("REPORTCYCLE_TIMEZONE", "Pacific/Atlantis")
     bin_dir = Path(sys.executable).parent
     web = Running([str(bin_dir / "uvicorn"), "web.app:app", "--port", str(free_port())])
     worker = Running([str(bin_dir / "celery"), "-A", "worker.app", "worker", "-c", "1"])
-    try:
-        codes = {"web": web.process.wait(START_WAIT), "worker": worker.process.wait(START_WAIT)}
-    finally:
-        for process in (web, worker):
-            process.kill()
-            process._reader.join(10)
+    codes = {"web": exit_code(web), "worker": exit_code(worker)}
     assert codes == {"web": 3, "worker": 1}, (web.output, worker.output)
     for process in (web, worker):
         assert "Traceback" not in process.output
@@ -319,18 +329,11 @@ def test_a_worker_stops_at_start_on_a_mail_url_it_cannot_use(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Before: it started, and every message failed at send time.
-    monkeypatch.setenv("REPORTCYCLE_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("REPORTCYCLE_DATABASE_URL", f"sqlite:///{tmp_path / 'rc.db'}")
-    monkeypatch.delenv("REPORTCYCLE_BROKER_URL", raising=False)
+    embedded_settings(monkeypatch, tmp_path)
     monkeypatch.setenv("REPORTCYCLE_MAIL_URL", "smtp://ops:S3cret-pw@mail.example.org:587")
     bin_dir = Path(sys.executable).parent
     worker = Running([str(bin_dir / "celery"), "-A", "worker.app", "worker", "-c", "1"])
-    try:
-        code = worker.process.wait(START_WAIT)
-    finally:
-        worker.process.kill()
-        worker._reader.join(10)
-    assert code == 1, worker.output
+    assert exit_code(worker) == 1, worker.output
     assert "Traceback" not in worker.output and "S3cret-pw" not in worker.output
     assert (
         "invalid settings: REPORTCYCLE_MAIL_URL must be an Apprise mailto:// or mailtos:// URL "
